@@ -1,0 +1,25 @@
+import { ValidationPipe } from '@nestjs/common';
+import { NestFactory } from '@nestjs/core';
+import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fastify';
+import { type ApiConfig, type RuntimeConfig } from '@app/config';
+import { createLogger } from '@app/observability';
+import { AppModule } from './app.module';
+
+/**
+ * Builds the api exactly as `main.ts` runs it (tests use it too): Fastify with the body limit,
+ * and JSON as the only accepted body.
+ */
+export async function createApiApp(
+  api: Pick<ApiConfig, 'maxBodyBytes'>,
+  runtime: Pick<RuntimeConfig, 'logFormat' | 'logLevel'>,
+): Promise<NestFastifyApplication> {
+  const adapter = new FastifyAdapter({ bodyLimit: api.maxBodyBytes });
+  // Only JSON is a body here: text/plain must be a 415, not a string that fails validation.
+  adapter.getInstance().removeContentTypeParser(['text/plain']);
+
+  const app = await NestFactory.create<NestFastifyApplication>(AppModule, adapter, {
+    logger: createLogger(runtime, 'api'),
+  });
+  app.useGlobalPipes(new ValidationPipe({ whitelist: true, forbidNonWhitelisted: true, transform: true }));
+  return app;
+}

@@ -1,0 +1,108 @@
+import {
+  Inject,
+  Injectable,
+  Logger,
+  type OnApplicationBootstrap,
+  type OnApplicationShutdown,
+} from '@nestjs/common';
+import { type ConfigType } from '@nestjs/config';
+import { RmqRecordBuilder } from '@nestjs/microservices';
+import { firstValueFrom, timeout } from 'rxjs';
+import { apiConfig, rabbitmqConfig } from '@app/config';
+import type { ShardMessage, WireEntry } from '@app/contracts';
+import { describeError } from '@app/observability';
+import { HEARTBEAT_SECONDS, RECONNECT_SECONDS, SHARD_EXCHANGE, redactUrl } from '@app/rabbitmq';
+import { shardQueueName } from '@app/sharding';
+import { ShardPacketSerializer } from './shard-packet.serializer';
+import { ShardPublisherClient } from './shard-publisher.client';
+
+/** The broker did not take a message: it is unreachable, it refused, or it did not confirm in time. */
+export class BrokerUnavailableError extends Error {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = BrokerUnavailableError.name;
+  }
+}
+
+/** Publishes shard messages through a Nest ClientProxy and resolves only on the broker's confirm. */
+@Injectable()
+export class ShardPublisher implements OnApplicationBootstrap, OnApplicationShutdown {
+  private readonly logger = new Logger(ShardPublisher.name);
+  private readonly client: ShardPublisherClient;
+  private brokerAway = false;
+
+  constructor(
+    @Inject(rabbitmqConfig.KEY) private readonly rabbitmq: ConfigType<typeof rabbitmqConfig>,
+    @Inject(apiConfig.KEY) private readonly api: ConfigType<typeof apiConfig>,
+  ) {
+    this.client = new ShardPublisherClient(
+      {
+        urls: [rabbitmq.url],
+        // The pattern is the routing key: the shard queue's name on a direct exchange.
+        wildcards: true,
+        exchange: SHARD_EXCHANGE,
+        exchangeType: 'direct',
+        persistent: true,
+        serializer: new ShardPacketSerializer(),
+        socketOptions: {
+          heartbeatIntervalInSeconds: HEARTBEAT_SECONDS,
+          reconnectTimeInSeconds: RECONNECT_SECONDS,
+        },
+      },
+      rabbitmq,
+    );
+    this.client.on('connect', () => this.onConnected());
+    this.client.on('disconnect', ((event?: { err?: unknown }) => this.onBrokerAway(event?.err)) as () => void);
+  }
+
+  onApplicationBootstrap(): void {
+    // Not awaited: the api serves (503) while the broker is away and connects once it is back.
+    this.client.connect().catch((error: unknown) => this.onBrokerAway(error));
+  }
+
+  async onApplicationShutdown(): Promise<void> {
+    await this.client.close();
+  }
+
+  isReady(): boolean {
+    return this.client.isReady();
+  }
+
+  /** Resolves once the broker has confirmed the message to disk; rejects with BrokerUnavailableError. */
+  async publish(shard: number, entries: WireEntry[]): Promise<void> {
+    if (!this.client.isReady()) {
+      throw new BrokerUnavailableError('RabbitMQ is not reachable; nothing was published');
+    }
+    const record = new RmqRecordBuilder<ShardMessage>({ shard, entries })
+      // `timeout` is amqp-connection-manager's: it also drops the message from its send queue.
+      .setOptions({ persistent: true, contentType: 'application/json', timeout: this.api.publishTimeoutMs } as object)
+      .build();
+    const pattern = shardQueueName(this.rabbitmq.queuePrefix, shard);
+    try {
+      await firstValueFrom(
+        this.client.emit(pattern, record).pipe(timeout({ first: this.api.publishTimeoutMs })),
+        { defaultValue: undefined },
+      );
+    } catch (error) {
+      throw new BrokerUnavailableError(
+        `RabbitMQ did not confirm the entries of shard ${shard} within ${this.api.publishTimeoutMs} ms`,
+        { cause: error },
+      );
+    }
+  }
+
+  private onConnected(): void {
+    if (this.brokerAway) this.logger.log(`connected to RabbitMQ again at ${redactUrl(this.rabbitmq.url)}`);
+    this.brokerAway = false;
+  }
+
+  private onBrokerAway(error: unknown): void {
+    if (this.brokerAway) return;
+    this.brokerAway = true;
+    this.logger.warn(
+      `RabbitMQ is not reachable at ${redactUrl(this.rabbitmq.url)} (${describeError(error)}); ` +
+        'answering 503 and retrying. Start one with `docker compose up -d rabbitmq` ' +
+        'or `rabbitmq-server -detached`.',
+    );
+  }
+}

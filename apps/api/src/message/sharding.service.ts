@@ -1,0 +1,38 @@
+import { Inject, Injectable } from '@nestjs/common';
+import { type ConfigType } from '@nestjs/config';
+import { randomUUID } from 'node:crypto';
+import { rabbitmqConfig } from '@app/config';
+import type { CreateEntryDto, WireEntry } from '@app/contracts';
+import { shardOf } from '@app/sharding';
+import { ShardPublisher } from '../broker/shard-publisher.service';
+
+export interface AcceptedEntries {
+  accepted: number;
+  ids: string[];
+}
+
+/** Gives every entry an id, groups a request's entries by shard and publishes one message per shard. */
+@Injectable()
+export class ShardingService {
+  constructor(
+    @Inject(rabbitmqConfig.KEY) private readonly rabbitmq: ConfigType<typeof rabbitmqConfig>,
+    private readonly publisher: ShardPublisher,
+  ) {}
+
+  /** Resolves once the broker has confirmed every shard message; ids are in request order. */
+  async accept(entries: CreateEntryDto[]): Promise<AcceptedEntries> {
+    const byShard = new Map<number, WireEntry[]>();
+    const ids = entries.map(({ timestamp, value }) => {
+      const id = randomUUID();
+      const shard = shardOf(timestamp, this.rabbitmq.shardsCount);
+      const wire: WireEntry = value == null ? { id, timestamp } : { id, timestamp, value };
+      const group = byShard.get(shard);
+      if (group) group.push(wire);
+      else byShard.set(shard, [wire]);
+      return id;
+    });
+    // Shards publish concurrently: one confirm round-trip per request, not per shard.
+    await Promise.all([...byShard].map(([shard, group]) => this.publisher.publish(shard, group)));
+    return { accepted: ids.length, ids };
+  }
+}

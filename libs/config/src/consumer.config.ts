@@ -1,0 +1,32 @@
+import { registerAs } from '@nestjs/config';
+import { ConfigValidationError, readBoolean, readHost, readInt, readShardList, readString } from './env';
+import { readRabbitmqConfig } from './rabbitmq.config';
+
+export function readConsumerConfig(env: NodeJS.ProcessEnv = process.env) {
+  const { shardsCount } = readRabbitmqConfig(env);
+  const workersMin = readInt(env, 'WORKERS_MIN', 3, { min: 1, max: 256 });
+  const workersMax = readInt(env, 'WORKERS_MAX', 4, { min: 1, max: 256 });
+  if (workersMax < workersMin) {
+    throw new ConfigValidationError(
+      'WORKERS_MAX',
+      String(workersMax),
+      `expected a whole number no smaller than WORKERS_MIN (${workersMin})`,
+    );
+  }
+  return {
+    host: readHost(env, 'CONSUMER_HOST', '0.0.0.0'),
+    port: readInt(env, 'CONSUMER_PORT', 3001, { min: 0, max: 65_535 }),
+    dataOutputDir: readString(env, 'DATA_OUTPUT_DIR', './data'),
+    shards: readShardList(env, 'CONSUMER_SHARDS', shardsCount),
+    workersMin,
+    workersMax,
+    batchSize: readInt(env, 'BATCH_SIZE', 5, { min: 1, max: 1_000_000 }),
+    batchFlushMs: readInt(env, 'BATCH_FLUSH_MS', 1_000, { min: 1, max: 3_600_000 }),
+    workerTimeoutMs: readInt(env, 'WORKER_TIMEOUT_MS', 10_000, { min: 10, max: 3_600_000 }),
+    prefetch: readInt(env, 'PREFETCH', 200, { min: 1, max: 65_535 }),
+    sinkFsync: readBoolean(env, 'SINK_FSYNC', true),
+  };
+}
+
+export const consumerConfig = registerAs('consumer', () => readConsumerConfig());
+export type ConsumerConfig = ReturnType<typeof readConsumerConfig>;

@@ -1,0 +1,27 @@
+import { IsOptional, IsString, ValidateBy, type ValidationOptions } from 'class-validator';
+import { isRfc3339DateTime } from '@app/sharding';
+
+export const TIMESTAMP_MESSAGE = '$property must be an RFC 3339 date-time with a time zone';
+
+/** An RFC 3339 date-time with a time zone, on a real calendar date. */
+export function IsRfc3339DateTime(options?: ValidationOptions): PropertyDecorator {
+  return ValidateBy(
+    {
+      name: 'isRfc3339DateTime',
+      validator: { validate: isRfc3339DateTime, defaultMessage: () => TIMESTAMP_MESSAGE },
+    },
+    options,
+  );
+}
+
+/** One entry of `POST /message`. */
+export class CreateEntryDto {
+  /** When the entry happened, e.g. `2019-10-12T08:10:53.52Z`; kept exactly as received. */
+  @IsRfc3339DateTime()
+  timestamp!: string;
+
+  /** Optional payload; `null` means absent. */
+  @IsOptional()
+  @IsString()
+  value?: string | null;
+}

@@ -1,0 +1,82 @@
+import { isRfc3339DateTime, shardOf } from '@app/sharding';
+
+/** The event pattern of every shard message; bump it when the payload changes shape. */
+export const ENTRIES_PATTERN = 'entries.v1';
+
+/** An entry on the wire and in the batch files: `value` is left out when absent. */
+export interface WireEntry {
+  id: string;
+  timestamp: string;
+  value?: string;
+}
+
+/** The payload of one shard message: the entries of one request that fall in one shard. */
+export interface ShardMessage {
+  shard: number;
+  entries: WireEntry[];
+}
+
+/** The whole message body as Nest's RMQ transport frames it. */
+export interface ShardPacket {
+  pattern: typeof ENTRIES_PATTERN;
+  data: ShardMessage;
+}
+
+/** Raised by the consumer's edge for a delivery that must never be retried. */
+export class PermanentMessageError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = PermanentMessageError.name;
+  }
+}
+
+function isPlainObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+function decodeEntry(value: unknown, index: number, shard: number, shardsCount: number): WireEntry {
+  if (!isPlainObject(value)) throw new PermanentMessageError(`entry ${index} is not an object`);
+  const { id, timestamp, value: payload } = value;
+  if (typeof id !== 'string' || id.length === 0) {
+    throw new PermanentMessageError(`entry ${index} has no id`);
+  }
+  if (!isRfc3339DateTime(timestamp)) {
+    throw new PermanentMessageError(`entry ${index} has no valid timestamp`);
+  }
+  if (payload !== undefined && typeof payload !== 'string') {
+    throw new PermanentMessageError(`entry ${index} has a value that is not a string`);
+  }
+  const entryShard = shardOf(timestamp, shardsCount);
+  if (entryShard !== shard) {
+    throw new PermanentMessageError(
+      `entry ${index} (${timestamp}) belongs to shard ${entryShard} of ${shardsCount}, not ${shard}: do the apps agree on SHARDS_COUNT?`,
+    );
+  }
+  return payload === undefined ? { id, timestamp } : { id, timestamp, value: payload };
+}
+
+/**
+ * Decodes and checks one delivery of shard `shard`. Throws PermanentMessageError for anything
+ * that is not a non-empty list of valid entries of exactly this shard.
+ */
+export function decodeShardPacket(content: Buffer, shard: number, shardsCount: number): WireEntry[] {
+  let packet: unknown;
+  try {
+    packet = JSON.parse(content.toString('utf8'));
+  } catch {
+    throw new PermanentMessageError('payload is not JSON');
+  }
+  if (!isPlainObject(packet) || packet.pattern !== ENTRIES_PATTERN || !isPlainObject(packet.data)) {
+    throw new PermanentMessageError(`payload is not an ${ENTRIES_PATTERN} packet`);
+  }
+  const { entries } = packet.data;
+  if (!Array.isArray(entries) || entries.length === 0) {
+    throw new PermanentMessageError('payload holds no entries');
+  }
+  return entries.map((entry, index) => decodeEntry(entry, index, shard, shardsCount));
+}
+
+/** One line of a batch file. */
+export function encodeEntryLine(entry: WireEntry): string {
+  return JSON.stringify(entry.value === undefined ? { id: entry.id, timestamp: entry.timestamp } : entry);
+}

@@ -1,0 +1,2 @@
+export * from './create-entry.dto';
+export * from './entry.wire';

@@ -1,0 +1,3 @@
+export * from './rabbitmq.constants';
+export * from './topology';
+export * from './redact-url';

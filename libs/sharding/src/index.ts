@@ -1,0 +1,3 @@
+export * from './rfc3339';
+export * from './shard';
+export * from './queue-names';
