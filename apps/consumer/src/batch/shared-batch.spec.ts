@@ -1,0 +1,86 @@
+import { SharedBatch } from './shared-batch';
+
+function makeBatch(size = 5, flushMs = 1000) {
+  let now = 0;
+  const batch = new SharedBatch<number>({ size, flushMs }, () => now);
+  return { batch, advance: (ms: number) => (now += ms) };
+}
+
+describe('SharedBatch', () => {
+  it('refuses a size below 1 and a flush interval that is not positive', () => {
+    expect(() => new SharedBatch({ size: 0, flushMs: 1 })).toThrow(RangeError);
+    expect(() => new SharedBatch({ size: 5, flushMs: 0 })).toThrow(RangeError);
+  });
+
+  it('is due as soon as a full batch waits, and takes exactly one batch, oldest first', () => {
+    const { batch } = makeBatch(5);
+    batch.add([1, 2, 3, 4]);
+    expect(batch.isDue()).toBe(false);
+    expect(batch.take()).toEqual([]);
+    batch.add([5, 6, 7]);
+    expect(batch.isDue()).toBe(true);
+    expect(batch.take()).toEqual([1, 2, 3, 4, 5]);
+    expect(batch.length).toBe(2);
+    expect(batch.isDue()).toBe(false);
+  });
+
+  it('makes a partial batch due once its oldest entry has waited flushMs', () => {
+    const { batch, advance } = makeBatch(5, 1000);
+    batch.add([1]);
+    advance(600);
+    batch.add([2]);
+    expect(batch.msUntilDue()).toBe(400);
+    advance(399);
+    expect(batch.isDue()).toBe(false);
+    advance(1);
+    expect(batch.take()).toEqual([1, 2]);
+    expect(batch.msUntilDue()).toBeUndefined();
+  });
+
+  it('measures age from the oldest entry left after a take', () => {
+    const { batch, advance } = makeBatch(2, 1000);
+    batch.add([1, 2]);
+    advance(500);
+    batch.add([3]);
+    expect(batch.take()).toEqual([1, 2]);
+    expect(batch.msUntilDue()).toBe(1000);
+  });
+
+  it('takes any partial batch when forced (shutdown)', () => {
+    const { batch } = makeBatch(5);
+    batch.add([1, 2]);
+    expect(batch.take(true)).toEqual([1, 2]);
+    expect(batch.take(true)).toEqual([]);
+  });
+
+  it('never hands out an entry twice or loses one over many takes', () => {
+    const { batch } = makeBatch(7);
+    const all = Array.from({ length: 10_000 }, (_, i) => i);
+    for (let i = 0; i < all.length; i += 333) batch.add(all.slice(i, i + 333));
+    const seen: number[] = [];
+    while (batch.length > 0) seen.push(...batch.take(true));
+    expect(seen).toEqual(all);
+  });
+
+  it('puts failed entries back in front, due at once', () => {
+    const { batch } = makeBatch(3);
+    batch.add([1, 2, 3, 4]);
+    const taken = batch.take();
+    batch.putBack(taken);
+    expect(batch.length).toBe(4);
+    expect(batch.take()).toEqual([1, 2, 3]);
+    expect(batch.isDue()).toBe(false);
+    batch.putBack([9]);
+    expect(batch.isDue()).toBe(true);
+    expect(batch.take()).toEqual([9, 4]);
+  });
+
+  it('discards the entries that match and keeps the order of the rest', () => {
+    const { batch } = makeBatch(10);
+    batch.add([1, 2, 3, 4, 5, 6]);
+    batch.take(true);
+    batch.add([7, 8, 9]);
+    expect(batch.discard((n) => n % 2 === 0)).toBe(1);
+    expect(batch.take(true)).toEqual([7, 9]);
+  });
+});
