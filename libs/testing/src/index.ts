@@ -1,1 +1,4 @@
-export {};
+export * from './wait-for';
+export * from './tcp-proxy';
+export * from './broker';
+export * from './temp-dir';

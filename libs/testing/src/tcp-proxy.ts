@@ -1,0 +1,100 @@
+import { type AddressInfo, type Server, type Socket, createConnection, createServer } from 'node:net';
+
+export interface TcpProxyTarget {
+  host: string;
+  port: number;
+}
+
+/**
+ * A TCP proxy a test owns, on an ephemeral 127.0.0.1 port, forwarding to `target` (RabbitMQ by
+ * default): `cut()` simulates losing the broker without touching the broker the other tests share.
+ */
+export class TcpProxy {
+  private readonly server: Server;
+  private readonly sockets = new Set<Socket>();
+  private isCut = false;
+  private closing?: Promise<void>;
+
+  private constructor(private readonly target: TcpProxyTarget) {
+    this.server = createServer((client) => this.accept(client));
+  }
+
+  /** Starts a proxy listening on an ephemeral port of 127.0.0.1. */
+  static async start(target: TcpProxyTarget = { host: '127.0.0.1', port: 5672 }): Promise<TcpProxy> {
+    const proxy = new TcpProxy(target);
+    await new Promise<void>((resolve, reject) => {
+      proxy.server.once('error', reject);
+      proxy.server.listen(0, '127.0.0.1', () => {
+        proxy.server.off('error', reject);
+        resolve();
+      });
+    });
+    return proxy;
+  }
+
+  /** Starts a proxy to the broker of an amqp:// URL. */
+  static forAmqpUrl(url: string): Promise<TcpProxy> {
+    const { hostname, port } = new URL(url);
+    return TcpProxy.start({ host: hostname || '127.0.0.1', port: Number(port || 5672) });
+  }
+
+  get port(): number {
+    return (this.server.address() as AddressInfo).port;
+  }
+
+  /** `url` (credentials, vhost, query kept) pointed at this proxy instead of the broker. */
+  amqpUrlFor(url: string): string {
+    const proxied = new URL(url);
+    proxied.hostname = '127.0.0.1';
+    proxied.port = String(this.port);
+    return proxied.toString();
+  }
+
+  /** Live client and upstream sockets; 0 once every connection through the proxy is gone. */
+  get connectionCount(): number {
+    return this.sockets.size;
+  }
+
+  /** Resets every live connection and refuses new ones until `restore()`. */
+  cut(): void {
+    this.isCut = true;
+    for (const socket of this.sockets) socket.resetAndDestroy();
+    this.sockets.clear();
+  }
+
+  /** Forwards new connections again. */
+  restore(): void {
+    this.isCut = false;
+  }
+
+  /** Resets every connection and stops listening; safe to call twice. */
+  close(): Promise<void> {
+    this.closing ??= new Promise<void>((resolve, reject) => {
+      this.cut();
+      this.server.close((error) => (error ? reject(error) : resolve()));
+    });
+    return this.closing;
+  }
+
+  private accept(client: Socket): void {
+    client.on('error', () => client.destroy());
+    if (this.isCut) {
+      client.resetAndDestroy();
+      return;
+    }
+    const upstream = createConnection(this.target);
+    for (const [from, to] of [
+      [client, upstream],
+      [upstream, client],
+    ]) {
+      this.sockets.add(from);
+      from.pipe(to);
+      // One side gone takes the other with it, as a lost network would.
+      from.on('error', () => to.destroy());
+      from.on('close', () => {
+        this.sockets.delete(from);
+        to.destroy();
+      });
+    }
+  }
+}
