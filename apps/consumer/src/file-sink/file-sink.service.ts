@@ -1,0 +1,152 @@
+import { Inject, Injectable, Logger, type OnModuleInit } from '@nestjs/common';
+import { type ConfigType } from '@nestjs/config';
+import { randomBytes } from 'node:crypto';
+import { mkdir, open, readdir, rename, stat, unlink } from 'node:fs/promises';
+import { hostname } from 'node:os';
+import { join, resolve } from 'node:path';
+import { ConfigValidationError, consumerConfig } from '@app/config';
+import { describeError } from '@app/observability';
+import { DirectorySyncer } from './directory-syncer';
+
+/** Staged files wait here, on the same file system, until the rename makes them complete. */
+export const STAGING_FOLDER = '.inflight';
+/** Another host's staged file this old belongs to a writer that is gone. */
+const FOREIGN_STAGED_MAX_AGE_MS = 60 * 60 * 1000;
+
+/** The write was abandoned (its worker timed out) before it became visible. */
+export class SinkWriteAbortedError extends Error {
+  constructor() {
+    super('batch write abandoned before commit');
+    this.name = SinkWriteAbortedError.name;
+  }
+}
+
+export interface SinkWriteControl {
+  signal: AbortSignal;
+  /** Called right before the rename, the point after which the batch will appear. */
+  commit(): void;
+}
+
+function isPidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * Writes batch files under DATA_OUTPUT_DIR. A file is staged, fsynced (SINK_FSYNC), then renamed
+ * to `worker-<shard>-<n>_<time>_<process>-<seq>.jsonl`, so a `.jsonl` file is always complete and
+ * its name is unique across processes sharing the folder.
+ */
+@Injectable()
+export class FileSinkService implements OnModuleInit {
+  private readonly logger = new Logger(FileSinkService.name);
+  readonly directory: string;
+  private readonly staging: string;
+  private readonly host = hostname().replace(/[^A-Za-z0-9.-]/g, '_');
+  /** Unique per process, so two consumers sharing the folder never pick the same name. */
+  private readonly processTag = randomBytes(4).toString('hex');
+  private readonly syncer: DirectorySyncer;
+  private sequence = 0;
+
+  constructor(@Inject(consumerConfig.KEY) private readonly config: ConfigType<typeof consumerConfig>) {
+    this.directory = resolve(config.dataOutputDir);
+    this.staging = join(this.directory, STAGING_FOLDER);
+    this.syncer = new DirectorySyncer(this.directory);
+  }
+
+  /** Creates the folder, proves it writable (a start-up error otherwise) and clears stale staged files. */
+  async onModuleInit(): Promise<void> {
+    try {
+      await this.probe();
+    } catch (error) {
+      throw new ConfigValidationError(
+        'DATA_OUTPUT_DIR',
+        this.config.dataOutputDir,
+        `expected a writable folder (${describeError(error)})`,
+      );
+    }
+    await this.removeStaleStagedFiles();
+    this.logger.log(`writing batch files to ${this.directory}${this.config.sinkFsync ? ' with fsync' : ''}`);
+  }
+
+  /** Whether a file can be created and removed in the folder right now. */
+  async isWritable(): Promise<boolean> {
+    try {
+      await this.probe();
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  /**
+   * Writes one complete batch file and resolves with its name once it is in place (and, with
+   * SINK_FSYNC, on disk). Throws SinkWriteAbortedError if `signal` fired before the commit.
+   */
+  async write(workerId: string, lines: readonly string[], control: SinkWriteControl): Promise<string> {
+    const name = `worker-${workerId}_${compactTime(new Date())}_${this.processTag}-${++this.sequence}.jsonl`;
+    const staged = join(this.staging, `${this.host}~${process.pid}~${this.sequence}.tmp`);
+    try {
+      await this.writeStaged(staged, lines.join('\n') + '\n');
+      if (control.signal.aborted) throw new SinkWriteAbortedError();
+    } catch (error) {
+      await unlink(staged).catch(() => undefined);
+      throw error;
+    }
+    control.commit();
+    await rename(staged, join(this.directory, name));
+    if (this.config.sinkFsync) await this.syncer.sync();
+    return name;
+  }
+
+  private async writeStaged(path: string, data: string): Promise<void> {
+    const handle = await open(path, 'w').catch(async (error: NodeJS.ErrnoException) => {
+      // The folder was removed under us: make it again rather than fail every batch.
+      if (error.code !== 'ENOENT') throw error;
+      await mkdir(this.staging, { recursive: true });
+      return open(path, 'w');
+    });
+    try {
+      await handle.writeFile(data);
+      if (this.config.sinkFsync) await handle.sync();
+    } finally {
+      await handle.close();
+    }
+  }
+
+  private async probe(): Promise<void> {
+    await mkdir(this.staging, { recursive: true });
+    const probe = join(this.staging, `${this.host}~${process.pid}~probe-${++this.sequence}.tmp`);
+    await this.writeStaged(probe, 'probe\n');
+    await unlink(probe);
+  }
+
+  /** Staged files of dead writers on this host, or any older than an hour, are leftovers of a crash. */
+  private async removeStaleStagedFiles(): Promise<void> {
+    const now = Date.now();
+    let removed = 0;
+    for (const file of await readdir(this.staging)) {
+      const [host, pid] = file.split('~');
+      const path = join(this.staging, file);
+      try {
+        const ours = host === this.host && (Number(pid) === process.pid || !isPidAlive(Number(pid)));
+        if (ours || now - (await stat(path)).mtimeMs > FOREIGN_STAGED_MAX_AGE_MS) {
+          await unlink(path);
+          removed++;
+        }
+      } catch (error) {
+        this.logger.warn(`could not remove stale staged file ${path}: ${describeError(error)}`);
+      }
+    }
+    if (removed > 0) this.logger.log(`removed ${removed} staged files left by a previous run`);
+  }
+}
+
+/** 2026-11-28T10:15:00.123Z -> 20261128T101500123Z: sortable, and safe in any file system. */
+function compactTime(date: Date): string {
+  return date.toISOString().replace(/[-:.]/g, '');
+}
