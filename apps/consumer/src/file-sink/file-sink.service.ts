@@ -89,7 +89,7 @@ export class FileSinkService implements OnModuleInit {
    */
   async write(workerId: string, lines: readonly string[], control: SinkWriteControl): Promise<string> {
     const name = `worker-${workerId}_${compactTime(new Date())}_${this.processTag}-${++this.sequence}.jsonl`;
-    const staged = join(this.staging, `${this.host}~${process.pid}~${this.sequence}.tmp`);
+    const staged = join(this.staging, `${this.host}~${process.pid}~${this.processTag}-${this.sequence}.tmp`);
     try {
       await this.writeStaged(staged, lines.join('\n') + '\n');
       if (control.signal.aborted) throw new SinkWriteAbortedError();
