@@ -1,3 +1,4 @@
 export * from './rabbitmq.constants';
 export * from './topology';
 export * from './redact-url';
+export * from './broker-outage-log';

@@ -10,8 +10,7 @@ import { RmqRecordBuilder } from '@nestjs/microservices';
 import { firstValueFrom, timeout } from 'rxjs';
 import { apiConfig, rabbitmqConfig } from '@app/config';
 import type { ShardMessage, WireEntry } from '@app/contracts';
-import { describeError } from '@app/observability';
-import { HEARTBEAT_SECONDS, RECONNECT_SECONDS, SHARD_EXCHANGE, redactUrl } from '@app/rabbitmq';
+import { BrokerOutageLog, HEARTBEAT_SECONDS, RECONNECT_SECONDS, SHARD_EXCHANGE } from '@app/rabbitmq';
 import { shardQueueName } from '@app/sharding';
 import { ShardPacketSerializer } from './shard-packet.serializer';
 import { ShardPublisherClient } from './shard-publisher.client';
@@ -29,7 +28,7 @@ export class BrokerUnavailableError extends Error {
 export class ShardPublisher implements OnApplicationBootstrap, OnApplicationShutdown {
   private readonly logger = new Logger(ShardPublisher.name);
   private readonly client: ShardPublisherClient;
-  private brokerAway = false;
+  private readonly outage: BrokerOutageLog;
 
   constructor(
     @Inject(rabbitmqConfig.KEY) private readonly rabbitmq: ConfigType<typeof rabbitmqConfig>,
@@ -51,13 +50,14 @@ export class ShardPublisher implements OnApplicationBootstrap, OnApplicationShut
       },
       rabbitmq,
     );
-    this.client.on('connect', () => this.onConnected());
-    this.client.on('disconnect', ((event?: { err?: unknown }) => this.onBrokerAway(event?.err)) as () => void);
+    this.outage = new BrokerOutageLog(this.logger, rabbitmq.url, 'answering 503');
+    this.client.on('connect', () => this.outage.restored());
+    this.client.on('disconnect', ((event?: { err?: unknown }) => this.outage.lost(event?.err)) as () => void);
   }
 
   onApplicationBootstrap(): void {
     // Not awaited: the api serves (503) while the broker is away and connects once it is back.
-    this.client.connect().catch((error: unknown) => this.onBrokerAway(error));
+    this.client.connect().catch((error: unknown) => this.outage.lost(error));
   }
 
   async onApplicationShutdown(): Promise<void> {
@@ -89,20 +89,5 @@ export class ShardPublisher implements OnApplicationBootstrap, OnApplicationShut
         { cause: error },
       );
     }
-  }
-
-  private onConnected(): void {
-    if (this.brokerAway) this.logger.log(`connected to RabbitMQ again at ${redactUrl(this.rabbitmq.url)}`);
-    this.brokerAway = false;
-  }
-
-  private onBrokerAway(error: unknown): void {
-    if (this.brokerAway) return;
-    this.brokerAway = true;
-    this.logger.warn(
-      `RabbitMQ is not reachable at ${redactUrl(this.rabbitmq.url)} (${describeError(error)}); ` +
-        'answering 503 and retrying. Start one with `docker compose up -d rabbitmq` ' +
-        'or `rabbitmq-server -detached`.',
-    );
   }
 }
