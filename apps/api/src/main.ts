@@ -1,14 +1,11 @@
-import { readApiConfig, readConfigOrExit, readRuntimeConfig } from '@app/config';
+import { exitOnBootError, readApiConfig, readConfigOrExit, readRuntimeConfig } from '@app/config';
 import { createApiApp } from './api.app';
 
 async function bootstrap(): Promise<void> {
-  const { api, runtime } = readConfigOrExit(() => ({ api: readApiConfig(), runtime: readRuntimeConfig() }));
+  const { api, runtime } = readConfigOrExit('api', () => ({ api: readApiConfig(), runtime: readRuntimeConfig() }));
   const app = await createApiApp(api, runtime);
   app.enableShutdownHooks(['SIGTERM', 'SIGINT'], { useProcessExit: true });
   await app.listen(api.port, api.host);
 }
 
-bootstrap().catch((error: unknown) => {
-  console.error('api failed to start:', error);
-  process.exit(1);
-});
+bootstrap().catch(exitOnBootError('api'));

@@ -1,11 +1,14 @@
 import { NestFactory } from '@nestjs/core';
 import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fastify';
-import { readConfigOrExit, readConsumerConfig, readRuntimeConfig } from '@app/config';
+import { exitOnBootError, readConfigOrExit, readConsumerConfig, readRuntimeConfig } from '@app/config';
 import { createLogger } from '@app/observability';
 import { ConsumerModule } from './consumer.module';
 
 async function bootstrap(): Promise<void> {
-  const { consumer, runtime } = readConfigOrExit(() => ({ consumer: readConsumerConfig(), runtime: readRuntimeConfig() }));
+  const { consumer, runtime } = readConfigOrExit('consumer', () => ({
+    consumer: readConsumerConfig(),
+    runtime: readRuntimeConfig(),
+  }));
   const app = await NestFactory.create<NestFastifyApplication>(ConsumerModule, new FastifyAdapter(), {
     logger: createLogger(runtime, 'consumer'),
   });
@@ -13,7 +16,4 @@ async function bootstrap(): Promise<void> {
   await app.listen(consumer.port, consumer.host);
 }
 
-bootstrap().catch((error: unknown) => {
-  console.error('consumer failed to start:', error);
-  process.exit(1);
-});
+bootstrap().catch(exitOnBootError('consumer'));

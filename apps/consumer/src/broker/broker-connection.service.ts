@@ -1,0 +1,49 @@
+import { Inject, Injectable, Logger, type OnModuleInit } from '@nestjs/common';
+import { type ConfigType } from '@nestjs/config';
+import {
+  type AmqpConnectionManager,
+  type ChannelWrapper,
+  type CreateChannelOpts,
+  connect,
+} from 'amqp-connection-manager';
+import { rabbitmqConfig } from '@app/config';
+import { BrokerOutageLog, HEARTBEAT_SECONDS, RECONNECT_SECONDS } from '@app/rabbitmq';
+
+/** The consumer's one connection to RabbitMQ; it reconnects by itself and every shard has a channel on it. */
+@Injectable()
+export class BrokerConnection implements OnModuleInit {
+  private readonly logger = new Logger(BrokerConnection.name);
+  private readonly outage: BrokerOutageLog;
+  private manager?: AmqpConnectionManager;
+  private closing?: Promise<void>;
+
+  constructor(@Inject(rabbitmqConfig.KEY) private readonly config: ConfigType<typeof rabbitmqConfig>) {
+    this.outage = new BrokerOutageLog(this.logger, config.url, 'holding the batches unacknowledged');
+  }
+
+  onModuleInit(): void {
+    const manager = connect([this.config.url], {
+      heartbeatIntervalInSeconds: HEARTBEAT_SECONDS,
+      reconnectTimeInSeconds: RECONNECT_SECONDS,
+    });
+    manager.on('connect', () => this.outage.restored());
+    manager.on('disconnect', ({ err }) => this.outage.lost(err));
+    manager.on('connectFailed', ({ err }) => this.outage.lost(err));
+    this.manager = manager;
+  }
+
+  isConnected(): boolean {
+    return this.manager?.isConnected() ?? false;
+  }
+
+  createChannel(options: CreateChannelOpts): ChannelWrapper {
+    if (this.manager === undefined) throw new Error('BrokerConnection used before module init');
+    return this.manager.createChannel(options);
+  }
+
+  /** Closes the connection; call after every channel is closed, or it can overtake their last acks. Idempotent. */
+  close(): Promise<void> {
+    this.closing ??= this.manager?.close() ?? Promise.resolve();
+    return this.closing;
+  }
+}

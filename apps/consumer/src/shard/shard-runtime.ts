@@ -1,0 +1,216 @@
+import { Logger } from '@nestjs/common';
+import type { ChannelWrapper } from 'amqp-connection-manager';
+import type { Channel, ConsumeMessage } from 'amqplib';
+import type { ConsumerConfig, RabbitmqConfig } from '@app/config';
+import { PermanentMessageError, decodeShardPacket, encodeEntryLine } from '@app/contracts';
+import { describeError } from '@app/observability';
+import { RECONNECT_SECONDS, assertTopology } from '@app/rabbitmq';
+import { shardQueueName } from '@app/sharding';
+import { SharedBatch } from '../batch/shared-batch';
+import type { BrokerConnection } from '../broker/broker-connection.service';
+import type { FileSinkService } from '../file-sink/file-sink.service';
+import { DEFAULT_POOL_OPTIONS, WorkerPool } from '../worker-pool/worker-pool';
+import type { BatchJob } from '../worker-pool/worker-pool.types';
+
+/** One delivery from the broker and how many of its entries are not yet in a complete file. */
+interface Delivery {
+  message: ConsumeMessage;
+  channel: Channel;
+  generation: number;
+  remaining: number;
+}
+
+interface PendingEntry {
+  line: string;
+  delivery: Delivery;
+}
+
+interface OpenChannel {
+  channel: Channel;
+  generation: number;
+  consumerTag?: string;
+}
+
+export interface ShardRuntimeDeps {
+  rabbitmq: RabbitmqConfig;
+  consumer: ConsumerConfig;
+  connection: BrokerConnection;
+  sink: FileSinkService;
+}
+
+/**
+ * Everything one shard owns: its channel and consumer, its worker pool, and the batch the pool
+ * shares. A delivery is acknowledged once every entry it carried is in a complete file, and
+ * only on the channel that delivered it.
+ */
+export class ShardRuntime {
+  readonly pool: WorkerPool<PendingEntry>;
+  private readonly logger: Logger;
+  private readonly queue: string;
+  private readonly batch: SharedBatch<PendingEntry>;
+  private wrapper?: ChannelWrapper;
+  private current?: OpenChannel;
+  /** Counts channels: a delivery may only be acked while its channel's generation is current. */
+  private generation = 0;
+  /** Deliveries of the current channel not yet acked; at PREFETCH no more will come. */
+  private unacked = 0;
+  private stopping = false;
+  private reopenTimer?: NodeJS.Timeout;
+
+  constructor(
+    readonly shard: number,
+    private readonly deps: ShardRuntimeDeps,
+  ) {
+    const { consumer } = deps;
+    this.logger = new Logger(`Shard ${shard}`);
+    this.queue = shardQueueName(deps.rabbitmq.queuePrefix, shard);
+    this.batch = new SharedBatch({ size: consumer.batchSize, flushMs: consumer.batchFlushMs });
+    this.pool = new WorkerPool(
+      {
+        ...DEFAULT_POOL_OPTIONS,
+        shard,
+        min: consumer.workersMin,
+        max: consumer.workersMax,
+        timeoutMs: consumer.workerTimeoutMs,
+      },
+      this.batch,
+      (job) => this.writeBatch(job),
+      {
+        written: (items) => this.onWritten(items),
+        // With every delivery the prefetch allows in hand, no more entries can arrive to fill
+        // the batch: write what is there rather than wait for BATCH_FLUSH_MS.
+        flushEarly: () => this.unacked >= this.deps.consumer.prefetch,
+      },
+    );
+  }
+
+  /** Starts the workers and consuming; call once the sink is ready. */
+  start(): void {
+    this.pool.start();
+    this.openChannel();
+  }
+
+  /** Stops consuming, then writes and acknowledges everything buffered. */
+  async stop(): Promise<void> {
+    this.stopping = true;
+    clearTimeout(this.reopenTimer);
+    const open = this.current;
+    if (open?.consumerTag !== undefined) {
+      try {
+        await open.channel.cancel(open.consumerTag);
+      } catch (error) {
+        this.logger.warn(`could not cancel the consumer of ${this.queue}: ${describeError(error)}`);
+      }
+    }
+    await this.pool.drain();
+  }
+
+  /** Retires the workers and closes the channel; anything unacknowledged goes back to the broker. */
+  async close(): Promise<void> {
+    this.stopping = true;
+    clearTimeout(this.reopenTimer);
+    this.pool.close();
+    await this.wrapper?.close();
+  }
+
+  private openChannel(): void {
+    const wrapper = this.deps.connection.createChannel({
+      name: this.queue,
+      confirm: false,
+      setup: (channel: Channel) => this.setup(channel),
+    });
+    wrapper.on('error', (error: Error) => this.logger.error(`channel of ${this.queue}: ${error.message}`));
+    this.wrapper = wrapper;
+  }
+
+  /** Runs on every new channel: a new generation, the topology, the prefetch, the consumer. */
+  private async setup(channel: Channel): Promise<void> {
+    const generation = ++this.generation;
+    this.unacked = 0;
+    this.current = { channel, generation };
+    channel.on('error', (error: Error) => this.logger.error(`channel of ${this.queue} failed: ${error.message}`));
+    channel.on('close', () => this.onChannelClosed(generation));
+    await assertTopology(channel, this.deps.rabbitmq);
+    await channel.prefetch(this.deps.consumer.prefetch);
+    if (this.stopping) return;
+    const { consumerTag } = await channel.consume(
+      this.queue,
+      (message) => this.onDelivery(message, channel, generation),
+      { noAck: false },
+    );
+    if (this.current?.generation === generation) this.current.consumerTag = consumerTag;
+    this.logger.log(`consuming ${this.queue}`);
+  }
+
+  private onDelivery(message: ConsumeMessage | null, channel: Channel, generation: number): void {
+    if (message === null) {
+      // Closing the channel returns its unacked deliveries; a new one resubscribes.
+      this.logger.error(`the broker cancelled the consumer of ${this.queue}; reopening its channel`);
+      channel.close().catch((error: unknown) => this.logger.warn(`closing the channel: ${describeError(error)}`));
+      return;
+    }
+    let lines: string[];
+    try {
+      lines = decodeShardPacket(message.content, this.shard, this.deps.rabbitmq.shardsCount).map(encodeEntryLine);
+    } catch (error) {
+      if (!(error instanceof PermanentMessageError)) throw error;
+      this.logger.error(`dead-lettering a delivery of ${this.queue}: ${error.message}`);
+      channel.nack(message, false, false);
+      return;
+    }
+    this.unacked++;
+    const delivery: Delivery = { message, channel, generation, remaining: lines.length };
+    this.batch.add(lines.map((line) => ({ line, delivery })));
+    this.pool.notify();
+  }
+
+  private async writeBatch(job: BatchJob<PendingEntry>): Promise<void> {
+    const file = await this.deps.sink.write(
+      job.workerId,
+      job.items.map((item) => item.line),
+      job,
+    );
+    this.logger.log(`worker ${job.workerId} wrote ${job.items.length} entries of shard ${this.shard} to ${file}`);
+  }
+
+  private onWritten(items: PendingEntry[]): void {
+    for (const { delivery } of items) {
+      delivery.remaining--;
+      if (delivery.remaining === 0) this.ack(delivery);
+    }
+  }
+
+  private ack(delivery: Delivery): void {
+    // A delivery of a closed channel cannot be acked (its tag means nothing on a new channel):
+    // the broker delivers it again, and the entries' ids tell the copies apart.
+    if (delivery.generation !== this.current?.generation) return;
+    delivery.channel.ack(delivery.message);
+    this.unacked--;
+  }
+
+  private onChannelClosed(generation: number): void {
+    if (generation !== this.current?.generation) return;
+    this.current = undefined;
+    this.unacked = 0;
+    // Their deliveries go back to the queue: writing these entries now would only duplicate them.
+    const dropped = this.batch.discard((item) => item.delivery.generation === generation);
+    if (dropped > 0) this.logger.warn(`channel of ${this.queue} closed; ${dropped} buffered entries will be redelivered`);
+    this.scheduleReopen();
+  }
+
+  /**
+   * amqp-connection-manager reopens channels only when the connection comes back; a channel the
+   * broker closed on a live connection stays closed, so reopen it here.
+   */
+  private scheduleReopen(): void {
+    if (this.stopping) return;
+    clearTimeout(this.reopenTimer);
+    this.reopenTimer = setTimeout(() => {
+      if (this.stopping || this.current !== undefined || !this.deps.connection.isConnected()) return;
+      this.logger.warn(`reopening the channel of ${this.queue}`);
+      const stale = this.wrapper;
+      this.openChannel();
+      stale?.close().catch((error: unknown) => this.logger.warn(`closing a stale channel: ${describeError(error)}`));
+    }, RECONNECT_SECONDS * 1000 + 500);
+  }
+}

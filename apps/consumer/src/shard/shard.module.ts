@@ -1,0 +1,11 @@
+import { Module } from '@nestjs/common';
+import { BrokerModule } from '../broker/broker.module';
+import { FileSinkModule } from '../file-sink/file-sink.module';
+import { ShardSupervisor } from './shard-supervisor.service';
+
+@Module({
+  imports: [BrokerModule, FileSinkModule],
+  providers: [ShardSupervisor],
+  exports: [ShardSupervisor],
+})
+export class ShardModule {}
