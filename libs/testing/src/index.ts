@@ -2,3 +2,8 @@ export * from './wait-for';
 export * from './tcp-proxy';
 export * from './broker';
 export * from './temp-dir';
+export * from './app-process';
+export * from './batch-files';
+export * from './entries';
+export * from './free-port';
+export * from './pipeline';

@@ -1,0 +1,198 @@
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { ENTRIES_PATTERN } from '@app/contracts';
+import { shardOf, shardQueueName, deadLetterQueueName } from '@app/sharding';
+import {
+  type Accepted,
+  Pipeline,
+  TcpProxy,
+  countIds,
+  makeEntries,
+  postEntries,
+  readBatchFiles,
+  shardsById,
+  testBrokerUrl,
+  waitFor,
+} from '@app/testing';
+
+const BATCH_SIZE = 5;
+
+async function postMany(apiUrl: string, requests: number, perRequest: number): Promise<Accepted[]> {
+  const accepted: Accepted[] = [];
+  for (let i = 0; i < requests; i += 10) {
+    const wave = Array.from({ length: Math.min(10, requests - i) }, (_, j) =>
+      postEntries(apiUrl, makeEntries(perRequest, `r${i + j}`)),
+    );
+    accepted.push(...(await Promise.all(wave)));
+  }
+  return accepted;
+}
+
+/** Waits until every expected id is in a complete file; returns the files. */
+async function waitForAllWritten(dir: string, expected: Map<string, number>, timeoutMs = 60_000) {
+  return waitFor(
+    async () => {
+      const files = await readBatchFiles(dir);
+      const seen = countIds(files);
+      const missing = [...expected.keys()].filter((id) => !seen.has(id)).length;
+      return missing === 0 ? files : false;
+    },
+    { description: `${expected.size} entries in batch files under ${dir}`, timeoutMs, intervalMs: 200 },
+  );
+}
+
+async function writtenCount(dir: string): Promise<number> {
+  return (await readBatchFiles(dir)).reduce((sum, file) => sum + file.lines.length, 0);
+}
+
+describe('consumer end to end (real api, consumer, RabbitMQ and disk)', () => {
+  let pipeline: Pipeline;
+  afterEach(async () => pipeline?.dispose());
+
+  it('writes every accepted entry exactly once, in a file of its shard, in batches of BATCH_SIZE', async () => {
+    pipeline = await Pipeline.create('flow');
+    const api = await pipeline.startApi();
+    const consumer = await pipeline.startConsumer({ BATCH_SIZE: String(BATCH_SIZE), BATCH_FLUSH_MS: '300' });
+
+    const accepted = await postMany(api.url, 20, 50);
+    const expected = shardsById(accepted, pipeline.shardsCount);
+    expect(expected.size).toBe(1000);
+    const files = await waitForAllWritten(pipeline.dir, expected);
+
+    const counts = countIds(files);
+    expect([...counts.values()].every((count) => count === 1)).toBe(true);
+    expect(counts.size).toBe(expected.size);
+    for (const file of files) {
+      for (const line of file.lines) expect(expected.get(line.id)).toBe(file.shard);
+      expect(file.lines.length).toBeGreaterThan(0);
+      expect(file.lines.length).toBeLessThanOrEqual(BATCH_SIZE);
+    }
+    // Entries arrive in bursts of 50 per request, so partial batches are the exception.
+    const full = files.filter((file) => file.lines.length === BATCH_SIZE).length;
+    expect(full / files.length).toBeGreaterThan(0.8);
+    const line = files[0].lines[0];
+    expect(Object.keys(line)).toEqual(['id', 'timestamp', 'value']);
+
+    const workers = (await (await fetch(`${consumer.url}/workers`)).json()) as {
+      shards: Array<{ shard: number; workers: Array<{ id: string; processed: number; state: string }> }>;
+    };
+    expect(workers.shards.map((s) => s.shard)).toEqual([0, 1, 2, 3, 4]);
+    const processed = workers.shards.flatMap((s) => s.workers).reduce((sum, w) => sum + w.processed, 0);
+    expect(processed).toBe(expected.size);
+    for (const { shard, workers: pool } of workers.shards) {
+      const live = pool.filter((w) => w.state === 'active');
+      expect(live.length).toBeGreaterThanOrEqual(3);
+      expect(live.length).toBeLessThanOrEqual(4);
+      for (const worker of pool) expect(worker.id).toMatch(new RegExp(`^${shard}-\\d+$`));
+    }
+
+    // Everything was acknowledged: a graceful stop leaves nothing to redeliver.
+    expect(await consumer.app.stop('SIGTERM')).toBe(0);
+    expect(consumer.app.logs).toContain('final worker history');
+    expect(await pipeline.queuedMessages()).toBe(0);
+  });
+
+  it('loses and duplicates nothing across a SIGTERM mid-stream and a restart', async () => {
+    pipeline = await Pipeline.create('sigterm');
+    const api = await pipeline.startApi();
+    const expected = shardsById(await postMany(api.url, 40, 100), pipeline.shardsCount);
+
+    // A small prefetch keeps most of the backlog in the queue when the signal comes.
+    const first = await pipeline.startConsumer({ PREFETCH: '3' });
+    await waitFor(async () => (await writtenCount(pipeline.dir)) >= 300, {
+      description: 'the first consumer to write some entries',
+      timeoutMs: 30_000,
+    });
+    expect(await first.app.stop('SIGTERM')).toBe(0);
+    const afterStop = await writtenCount(pipeline.dir);
+    expect(afterStop).toBeLessThan(expected.size);
+
+    await pipeline.startConsumer();
+    const files = await waitForAllWritten(pipeline.dir, expected);
+    const duplicated = [...countIds(files).values()].filter((count) => count > 1).length;
+    expect(duplicated).toBe(0);
+  });
+
+  it('loses nothing across a SIGKILL mid-stream and a restart (copies share an id)', async () => {
+    pipeline = await Pipeline.create('sigkill');
+    const api = await pipeline.startApi();
+    const expected = shardsById(await postMany(api.url, 40, 100), pipeline.shardsCount);
+
+    const first = await pipeline.startConsumer({ PREFETCH: '3' });
+    await waitFor(async () => (await writtenCount(pipeline.dir)) >= 300, {
+      description: 'the first consumer to write some entries',
+      timeoutMs: 30_000,
+    });
+    expect(await first.app.stop('SIGKILL')).toBeNull();
+    expect(await writtenCount(pipeline.dir)).toBeLessThan(expected.size);
+
+    await pipeline.startConsumer();
+    const files = await waitForAllWritten(pipeline.dir, expected);
+    const counts = countIds(files);
+    expect(counts.size).toBe(expected.size);
+  });
+
+  it('dead-letters garbage and wrong-shard payloads while valid entries flow on', async () => {
+    pipeline = await Pipeline.create('poison');
+    const { broker, prefix } = pipeline;
+    const api = await pipeline.startApi();
+    const shard1 = shardQueueName(prefix, 1);
+    const shard0Timestamp = '2019-10-12T08:10:50Z';
+    expect(shardOf(shard0Timestamp, 5)).toBe(0);
+    await broker.publishRaw(shard1, 'not json at all');
+    await broker.publishRaw(shard1, JSON.stringify({ pattern: ENTRIES_PATTERN, data: { shard: 1, entries: [] } }));
+    await broker.publishRaw(
+      shard1,
+      JSON.stringify({ pattern: ENTRIES_PATTERN, data: { shard: 1, entries: [{ id: 'x', timestamp: shard0Timestamp }] } }),
+    );
+
+    const consumer = await pipeline.startConsumer({ BATCH_FLUSH_MS: '200' });
+    const expected = shardsById(await postMany(api.url, 5, 40), pipeline.shardsCount);
+    await waitForAllWritten(pipeline.dir, expected);
+    await waitFor(async () => (await broker.count(deadLetterQueueName(prefix))) === 3, {
+      description: 'three dead-lettered deliveries',
+    });
+    expect(consumer.app.running).toBe(true);
+    expect(consumer.app.logs).toMatch(/dead-lettering a delivery of .*shard\.1: payload is not JSON/);
+    expect(consumer.app.logs).toMatch(/belongs to shard 0 of 5, not 1/);
+  });
+
+  it('keeps running while the broker is away, reports 503, and catches up when it is back', async () => {
+    pipeline = await Pipeline.create('outage');
+    const proxy = await TcpProxy.forAmqpUrl(testBrokerUrl());
+    try {
+      const api = await pipeline.startApi();
+      const consumer = await pipeline.startConsumer({
+        RABBITMQ_URL: proxy.amqpUrlFor(testBrokerUrl()),
+        BATCH_FLUSH_MS: '200',
+      });
+      proxy.cut();
+      await waitFor(async () => (await fetch(`${consumer.url}/health`)).status === 503, {
+        description: 'consumer /health to turn 503',
+        timeoutMs: 20_000,
+      });
+      const expected = shardsById(await postMany(api.url, 5, 40), pipeline.shardsCount);
+      expect(await writtenCount(pipeline.dir)).toBe(0);
+
+      proxy.restore();
+      await consumer.app.waitUntilHealthy(`${consumer.url}/health`);
+      await waitForAllWritten(pipeline.dir, expected);
+      expect(consumer.app.logs).toContain('RabbitMQ is not reachable');
+    } finally {
+      await proxy.close();
+    }
+  });
+
+  it('refuses to start on a bad variable, in one line naming it, with exit code 1', async () => {
+    pipeline = await Pipeline.create('config');
+    const badSize = pipeline.spawn('consumer', { BATCH_SIZE: 'five' });
+    expect(await badSize.waitForExit()).toBe(1);
+    expect(badSize.logs.trim()).toBe('consumer: configuration error: Invalid BATCH_SIZE="five": expected a whole number from 1 to 1000000');
+
+    const file = join(pipeline.dir, 'a-file');
+    await writeFile(file, '');
+    const badDir = pipeline.spawn('consumer', { DATA_OUTPUT_DIR: file, CONSUMER_PORT: '0' });
+    expect(await badDir.waitForExit()).toBe(1);
+    expect(badDir.logs).toMatch(/configuration error: Invalid DATA_OUTPUT_DIR=".*a-file": expected a writable folder/);
+  });
+});
