@@ -132,6 +132,29 @@ describe('consumer end to end (real api, consumer, RabbitMQ and disk)', () => {
     expect(counts.size).toBe(expected.size);
   });
 
+  it('retires a worker whose write outlives WORKER_TIMEOUT_MS and has its entries written by another', async () => {
+    pipeline = await Pipeline.create('timeout');
+    const api = await pipeline.startApi();
+    const consumer = await pipeline.startConsumer({
+      FAULT_SINK_STALL_EVERY: '9',
+      WORKER_TIMEOUT_MS: '300',
+      BATCH_FLUSH_MS: '200',
+    });
+    const expected = shardsById(await postMany(api.url, 10, 50), pipeline.shardsCount);
+    const files = await waitForAllWritten(pipeline.dir, expected);
+    expect([...countIds(files).values()].every((count) => count === 1)).toBe(true);
+
+    const { shards } = (await (await fetch(`${consumer.url}/workers`)).json()) as {
+      shards: Array<{ workers: Array<{ state: string; reason: string | null }> }>;
+    };
+    const workers = shards.flatMap((shard) => shard.workers);
+    expect(workers.filter((w) => w.state === 'retired' && w.reason === 'timeout').length).toBeGreaterThan(0);
+    for (const shard of shards) {
+      expect(shard.workers.filter((w) => w.state === 'active').length).toBeLessThanOrEqual(4);
+    }
+    expect(consumer.app.logs).toMatch(/timed out after 300 ms writing \d+ entries; retired/);
+  });
+
   it('dead-letters garbage and wrong-shard payloads while valid entries flow on', async () => {
     pipeline = await Pipeline.create('poison');
     const { broker, prefix } = pipeline;

@@ -110,3 +110,27 @@ describe('DirectorySyncer', () => {
     expect(started).toHaveLength(2);
   });
 });
+
+describe('FileSinkService fault seam', () => {
+  it('FAULT_SINK_STALL_EVERY stalls every Nth write until it is abandoned', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'sink-stall-'));
+    jest.spyOn(Logger.prototype, 'log').mockImplementation();
+    jest.spyOn(Logger.prototype, 'warn').mockImplementation();
+    try {
+      const sink = new FileSinkService({ ...readConsumerConfig({}), dataOutputDir: dir, faultSinkStallEvery: 2 });
+      await sink.onModuleInit();
+      await sink.write('0-1', ['a'], go());
+      const controller = new AbortController();
+      const stalled = sink.write('0-1', ['b'], { signal: controller.signal, commit: jest.fn() });
+      await expect(Promise.race([stalled, new Promise((r) => setTimeout(() => r('still waiting'), 50))])).resolves.toBe(
+        'still waiting',
+      );
+      controller.abort();
+      await expect(stalled).rejects.toBeInstanceOf(SinkWriteAbortedError);
+      expect(readdirSync(dir).filter((file) => file.endsWith('.jsonl'))).toHaveLength(1);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+      jest.restoreAllMocks();
+    }
+  });
+});

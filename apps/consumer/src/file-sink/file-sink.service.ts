@@ -51,6 +51,7 @@ export class FileSinkService implements OnModuleInit {
   private readonly processTag = randomBytes(4).toString('hex');
   private readonly syncer: DirectorySyncer;
   private sequence = 0;
+  private writes = 0;
 
   constructor(@Inject(consumerConfig.KEY) private readonly config: ConfigType<typeof consumerConfig>) {
     this.directory = resolve(config.dataOutputDir);
@@ -90,6 +91,7 @@ export class FileSinkService implements OnModuleInit {
   async write(workerId: string, lines: readonly string[], control: SinkWriteControl): Promise<string> {
     const name = `worker-${workerId}_${compactTime(new Date())}_${this.processTag}-${++this.sequence}.jsonl`;
     const staged = join(this.staging, `${this.host}~${process.pid}~${this.processTag}-${this.sequence}.tmp`);
+    await this.stallIfFaultInjected(control.signal);
     try {
       await this.writeStaged(staged, lines.join('\n') + '\n');
       if (control.signal.aborted) throw new SinkWriteAbortedError();
@@ -101,6 +103,15 @@ export class FileSinkService implements OnModuleInit {
     await rename(staged, join(this.directory, name));
     if (this.config.sinkFsync) await this.syncer.sync();
     return name;
+  }
+
+  /** FAULT_SINK_STALL_EVERY: every Nth write hangs until its worker's timeout aborts it. */
+  private async stallIfFaultInjected(signal: AbortSignal): Promise<void> {
+    const every = this.config.faultSinkStallEvery;
+    if (every === 0 || ++this.writes % every !== 0) return;
+    this.logger.warn('FAULT_SINK_STALL_EVERY: stalling this write until it is abandoned');
+    await new Promise<void>((resolve) => signal.addEventListener('abort', () => resolve(), { once: true }));
+    throw new SinkWriteAbortedError();
   }
 
   private async writeStaged(path: string, data: string): Promise<void> {
