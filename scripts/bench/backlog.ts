@@ -1,0 +1,45 @@
+import { randomUUID } from 'node:crypto';
+import { connect } from 'amqplib';
+import { ENTRIES_PATTERN, type ShardPacket, type WireEntry } from '@app/contracts';
+import { assertTopology } from '@app/rabbitmq';
+import { shardOf, shardQueueName } from '@app/sharding';
+
+export interface BacklogOptions {
+  url: string;
+  prefix: string;
+  shardsCount: number;
+  entries: number;
+  /** Entries per simulated request; each request becomes one message per shard, as the api sends. */
+  perRequest: number;
+}
+
+/** Publishes `entries` entries into the shard queues exactly as the api would, with confirms. */
+export async function preloadBacklog(options: BacklogOptions): Promise<void> {
+  const connection = await connect(options.url);
+  try {
+    const channel = await connection.createConfirmChannel();
+    await assertTopology(channel, { queuePrefix: options.prefix, shardsCount: options.shardsCount, queueType: 'classic' });
+    const base = Date.UTC(2019, 9, 12, 8, 10, 0);
+    for (let sent = 0; sent < options.entries; ) {
+      const count = Math.min(options.perRequest, options.entries - sent);
+      const byShard = new Map<number, WireEntry[]>();
+      for (let i = 0; i < count; i++) {
+        const timestamp = new Date(base + (sent + i) * 137).toISOString();
+        const shard = shardOf(timestamp, options.shardsCount);
+        const entry = { id: randomUUID(), timestamp, value: `bench-${sent + i}` };
+        byShard.set(shard, [...(byShard.get(shard) ?? []), entry]);
+      }
+      for (const [shard, entries] of byShard) {
+        const packet: ShardPacket = { pattern: ENTRIES_PATTERN, data: { shard, entries } };
+        channel.sendToQueue(shardQueueName(options.prefix, shard), Buffer.from(JSON.stringify(packet)), {
+          persistent: true,
+        });
+      }
+      sent += count;
+      if (sent % (options.perRequest * 200) === 0) await channel.waitForConfirms();
+    }
+    await channel.waitForConfirms();
+  } finally {
+    await connection.close();
+  }
+}

@@ -1,0 +1,73 @@
+/**
+ * The limit for the consumer's drain rate: a plain amqplib consume-write-ack loop, no framework,
+ * no validation, writing the same files (staged, fsynced when SINK_FSYNC, renamed) with up to
+ * WORKERS_MAX writes in flight per shard, acking a delivery once all its entries are written.
+ * Run as a child process by bench-drain.ts; prints `processed <n>` lines.
+ */
+import { open, rename, mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { type Channel, type ConsumeMessage, connect } from 'amqplib';
+import { shardQueueName } from '@app/sharding';
+
+const env = process.env;
+const url = env.RABBITMQ_URL ?? 'amqp://guest:guest@localhost:5672';
+const prefix = env.QUEUE_PREFIX ?? 'messages';
+const shards = Number(env.SHARDS_COUNT ?? 5);
+const dir = env.DATA_OUTPUT_DIR ?? './data';
+const batchSize = Number(env.BATCH_SIZE ?? 5);
+const fsync = (env.SINK_FSYNC ?? 'true') === 'true';
+const prefetch = Number(env.PREFETCH ?? 200);
+const maxWrites = Number(env.WORKERS_MAX ?? 4);
+
+let processed = 0;
+let sequence = 0;
+
+async function writeFile(name: string, data: string): Promise<void> {
+  const staged = join(dir, '.inflight', `${name}.tmp`);
+  const handle = await open(staged, 'w');
+  await handle.writeFile(data);
+  if (fsync) await handle.sync();
+  await handle.close();
+  await rename(staged, join(dir, name));
+}
+
+function consumeShard(channel: Channel, shard: number): void {
+  const buffer: Array<{ line: string; delivery: { message: ConsumeMessage; remaining: number } }> = [];
+  let inFlight = 0;
+  let timer: NodeJS.Timeout | undefined;
+  const pump = (force: boolean): void => {
+    while (inFlight < maxWrites && (buffer.length >= batchSize || (force && buffer.length > 0))) {
+      const batch = buffer.splice(0, batchSize);
+      inFlight++;
+      const name = `worker-${shard}-${inFlight}_${Date.now()}_${process.pid}-${++sequence}.jsonl`;
+      void writeFile(name, batch.map((item) => item.line).join('\n') + '\n').then(() => {
+        inFlight--;
+        processed += batch.length;
+        for (const { delivery } of batch) if (--delivery.remaining === 0) channel.ack(delivery.message);
+        pump(false);
+      });
+    }
+    clearTimeout(timer);
+    if (buffer.length > 0) timer = setTimeout(() => pump(true), 1000);
+  };
+  void channel.consume(shardQueueName(prefix, shard), (message) => {
+    if (message === null) return;
+    const entries = (JSON.parse(message.content.toString()) as { data: { entries: unknown[] } }).data.entries;
+    const delivery = { message, remaining: entries.length };
+    for (const entry of entries) buffer.push({ line: JSON.stringify(entry), delivery });
+    pump(false);
+  });
+}
+
+async function main(): Promise<void> {
+  await mkdir(join(dir, '.inflight'), { recursive: true });
+  const connection = await connect(url);
+  for (let shard = 0; shard < shards; shard++) {
+    const channel = await connection.createChannel();
+    await channel.prefetch(prefetch);
+    consumeShard(channel, shard);
+  }
+  setInterval(() => process.stdout.write(`processed ${processed}\n`), 50);
+}
+
+void main();
