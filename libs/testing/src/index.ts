@@ -7,3 +7,4 @@ export * from './batch-files';
 export * from './entries';
 export * from './free-port';
 export * from './pipeline';
+export * from './env';

@@ -49,6 +49,27 @@ describe('TcpProxy', () => {
     await expect(roundTrip(proxy.port, 'pong')).resolves.toBe('pong');
   });
 
+  it('stall() holds what is sent, on open connections, until restore()', async () => {
+    const socket = createConnection({ host: '127.0.0.1', port: proxy.port });
+    socket.on('error', () => undefined);
+    const received: string[] = [];
+    socket.on('data', (data) => received.push(data.toString()));
+    await waitFor(() => proxy.connectionCount === 2, { description: 'the connection', timeoutMs: 2_000 });
+    socket.write('one');
+    await waitFor(() => received.join('') === 'one', { description: 'the first echo', timeoutMs: 2_000 });
+
+    proxy.stall();
+    socket.write('two');
+    // Nothing to poll for: a stalled proxy's promise is that nothing arrives in the meantime.
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    expect(received.join('')).toBe('one');
+    expect(proxy.connectionCount).toBe(2);
+
+    proxy.restore();
+    await waitFor(() => received.join('') === 'onetwo', { description: 'the held echo', timeoutMs: 2_000 });
+    socket.destroy();
+  });
+
   it('rewrites an amqp URL to go through it', () => {
     expect(proxy.amqpUrlFor('amqp://guest:secret@localhost:5672/vhost?heartbeat=5')).toBe(
       `amqp://guest:secret@127.0.0.1:${proxy.port}/vhost?heartbeat=5`,

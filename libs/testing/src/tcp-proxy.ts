@@ -12,7 +12,10 @@ export interface TcpProxyTarget {
 export class TcpProxy {
   private readonly server: Server;
   private readonly sockets = new Set<Socket>();
+  /** Each live connection as its [client, upstream] pair, to stop and resume forwarding. */
+  private readonly pairs = new Set<[Socket, Socket]>();
   private isCut = false;
+  private isStalled = false;
   private closing?: Promise<void>;
 
   private constructor(private readonly target: TcpProxyTarget) {
@@ -60,11 +63,25 @@ export class TcpProxy {
     this.isCut = true;
     for (const socket of this.sockets) socket.resetAndDestroy();
     this.sockets.clear();
+    this.pairs.clear();
   }
 
-  /** Forwards new connections again. */
+  /**
+   * Keeps every connection open but forwards nothing either way, as a network partition does:
+   * what is sent waits in the proxy (and the peers' heartbeats eventually fail) until `restore()`.
+   */
+  stall(): void {
+    this.isStalled = true;
+    for (const pair of this.pairs) unpipe(pair);
+  }
+
+  /** Forwards new connections again, and resumes stalled ones. */
   restore(): void {
     this.isCut = false;
+    if (this.isStalled) {
+      this.isStalled = false;
+      for (const pair of this.pairs) pipe(pair);
+    }
   }
 
   /** Resets every connection and stops listening; safe to call twice. */
@@ -83,18 +100,30 @@ export class TcpProxy {
       return;
     }
     const upstream = createConnection(this.target);
-    for (const [from, to] of [
-      [client, upstream],
-      [upstream, client],
-    ]) {
+    const pair: [Socket, Socket] = [client, upstream];
+    this.pairs.add(pair);
+    for (const [from, to] of [pair, [upstream, client]]) {
       this.sockets.add(from);
-      from.pipe(to);
       // One side gone takes the other with it, as a lost network would.
       from.on('error', () => to.destroy());
       from.on('close', () => {
         this.sockets.delete(from);
+        this.pairs.delete(pair);
         to.destroy();
       });
     }
+    if (!this.isStalled) pipe(pair);
   }
+}
+
+function pipe([client, upstream]: [Socket, Socket]): void {
+  client.pipe(upstream);
+  upstream.pipe(client);
+}
+
+function unpipe([client, upstream]: [Socket, Socket]): void {
+  client.unpipe(upstream);
+  upstream.unpipe(client);
+  client.pause();
+  upstream.pause();
 }
