@@ -7,6 +7,8 @@ import {
   Pipeline,
   TcpProxy,
   countIds,
+  fetchMetrics,
+  metricValue,
   makeEntries,
   postEntries,
   readBatchFiles,
@@ -52,7 +54,11 @@ describe('consumer end to end (real api, consumer, RabbitMQ and disk)', () => {
   it('writes every accepted entry exactly once, in a file of its shard, in batches of BATCH_SIZE', async () => {
     pipeline = await Pipeline.create('flow');
     const api = await pipeline.startApi();
-    const consumer = await pipeline.startConsumer({ BATCH_SIZE: String(BATCH_SIZE), BATCH_FLUSH_MS: '300' });
+    const consumer = await pipeline.startConsumer({
+      BATCH_SIZE: String(BATCH_SIZE),
+      BATCH_FLUSH_MS: '300',
+      LOG_FORMAT: 'json',
+    });
 
     const accepted = await postMany(api.url, 20, 50);
     const expected = shardsById(accepted, pipeline.shardsCount);
@@ -86,10 +92,30 @@ describe('consumer end to end (real api, consumer, RabbitMQ and disk)', () => {
       for (const worker of pool) expect(worker.id).toMatch(new RegExp(`^${shard}-\\d+$`));
     }
 
+    const metrics = await fetchMetrics(consumer.url);
+    expect(metricValue(metrics, 'consumer_entries_written_total')).toBe(expected.size);
+    expect(metricValue(metrics, 'consumer_batch_write_seconds_count')).toBe(files.length);
+    expect(metricValue(metrics, 'consumer_active_workers', { shard: '0' })).toBeGreaterThanOrEqual(3);
+    expect(metricValue(metrics, 'broker_connected', { app: 'consumer' })).toBe(1);
+    expect(metricValue(metrics, 'http_requests_total', { route: '/workers', status: '200' })).toBe(1);
+
     // Everything was acknowledged: a graceful stop leaves nothing to redeliver.
     expect(await consumer.app.stop('SIGTERM')).toBe(0);
-    expect(consumer.app.logs).toContain('final worker history');
     expect(await pipeline.queuedMessages()).toBe(0);
+
+    // LOG_FORMAT=json: one object per line, batch and history events with their fields.
+    const logs = consumer.app.logs
+      .trim()
+      .split('\n')
+      .map((line) => JSON.parse(line) as Record<string, unknown>);
+    const batches = logs.filter((log) => log.event === 'batch_written');
+    expect(batches).toHaveLength(files.length);
+    expect(batches[0]).toEqual(
+      expect.objectContaining({ worker: expect.any(String), shard: expect.any(Number), entries: expect.any(Number), file: expect.any(String) }),
+    );
+    const finals = logs.filter((log) => log.event === 'worker_history' && String(log.message).includes('final'));
+    expect(finals).toHaveLength(5);
+    expect(finals[0].workers).toEqual(expect.arrayContaining([expect.objectContaining({ state: 'retired', reason: 'shutdown' })]));
   });
 
   it('loses and duplicates nothing across a SIGTERM mid-stream and a restart', async () => {
@@ -153,6 +179,7 @@ describe('consumer end to end (real api, consumer, RabbitMQ and disk)', () => {
       expect(shard.workers.filter((w) => w.state === 'active').length).toBeLessThanOrEqual(4);
     }
     expect(consumer.app.logs).toMatch(/timed out after 300 ms writing \d+ entries; retired/);
+    expect(metricValue(await fetchMetrics(consumer.url), 'consumer_worker_timeouts_total')).toBeGreaterThan(0);
   });
 
   it('dead-letters garbage and wrong-shard payloads while valid entries flow on', async () => {
@@ -178,6 +205,7 @@ describe('consumer end to end (real api, consumer, RabbitMQ and disk)', () => {
     expect(consumer.app.running).toBe(true);
     expect(consumer.app.logs).toMatch(/dead-lettering a delivery of .*shard\.1: payload is not JSON/);
     expect(consumer.app.logs).toMatch(/belongs to shard 0 of 5, not 1/);
+    expect(metricValue(await fetchMetrics(consumer.url), 'consumer_dead_lettered_total', { shard: '1' })).toBe(3);
   });
 
   it('keeps running while the broker is away, reports 503, and catches up when it is back', async () => {

@@ -1,2 +1,3 @@
 export * from './logger';
 export * from './describe-error';
+export * from './metrics.module';

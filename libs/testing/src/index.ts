@@ -8,3 +8,4 @@ export * from './entries';
 export * from './free-port';
 export * from './pipeline';
 export * from './env';
+export * from './metrics';

@@ -8,6 +8,7 @@ import {
 } from 'amqp-connection-manager';
 import { rabbitmqConfig } from '@app/config';
 import { BrokerOutageLog, HEARTBEAT_SECONDS, RECONNECT_SECONDS } from '@app/rabbitmq';
+import { ConsumerMetrics } from '../metrics/consumer.metrics';
 
 /** The consumer's one connection to RabbitMQ; it reconnects by itself and every shard has a channel on it. */
 @Injectable()
@@ -17,7 +18,12 @@ export class BrokerConnection implements OnModuleInit {
   private manager?: AmqpConnectionManager;
   private closing?: Promise<void>;
 
-  constructor(@Inject(rabbitmqConfig.KEY) private readonly config: ConfigType<typeof rabbitmqConfig>) {
+  private connectedBefore = false;
+
+  constructor(
+    @Inject(rabbitmqConfig.KEY) private readonly config: ConfigType<typeof rabbitmqConfig>,
+    private readonly metrics: ConsumerMetrics,
+  ) {
     this.outage = new BrokerOutageLog(this.logger, config.url, 'holding the batches unacknowledged');
   }
 
@@ -26,8 +32,16 @@ export class BrokerConnection implements OnModuleInit {
       heartbeatIntervalInSeconds: HEARTBEAT_SECONDS,
       reconnectTimeInSeconds: RECONNECT_SECONDS,
     });
-    manager.on('connect', () => this.outage.restored());
-    manager.on('disconnect', ({ err }) => this.outage.lost(err));
+    manager.on('connect', () => {
+      this.outage.restored();
+      this.metrics.brokerConnected.set(1);
+      if (this.connectedBefore) this.metrics.brokerReconnects.inc();
+      this.connectedBefore = true;
+    });
+    manager.on('disconnect', ({ err }) => {
+      this.metrics.brokerConnected.set(0);
+      this.outage.lost(err);
+    });
     manager.on('connectFailed', ({ err }) => this.outage.lost(err));
     this.manager = manager;
   }

@@ -3,12 +3,13 @@ import type { ChannelWrapper } from 'amqp-connection-manager';
 import type { Channel, ConsumeMessage } from 'amqplib';
 import type { ConsumerConfig, RabbitmqConfig } from '@app/config';
 import { PermanentMessageError, decodeShardPacket, encodeEntryLine } from '@app/contracts';
-import { describeError } from '@app/observability';
+import { describeError, logEvent } from '@app/observability';
 import { RECONNECT_SECONDS, assertTopology } from '@app/rabbitmq';
 import { shardQueueName } from '@app/sharding';
 import { SharedBatch } from '../batch/shared-batch';
 import type { BrokerConnection } from '../broker/broker-connection.service';
 import type { FileSinkService } from '../file-sink/file-sink.service';
+import type { ConsumerMetrics } from '../metrics/consumer.metrics';
 import { DEFAULT_POOL_OPTIONS, WorkerPool } from '../worker-pool/worker-pool';
 import type { BatchJob } from '../worker-pool/worker-pool.types';
 
@@ -36,6 +37,7 @@ export interface ShardRuntimeDeps {
   consumer: ConsumerConfig;
   connection: BrokerConnection;
   sink: FileSinkService;
+  metrics: ConsumerMetrics;
 }
 
 /**
@@ -61,7 +63,8 @@ export class ShardRuntime {
     readonly shard: number,
     private readonly deps: ShardRuntimeDeps,
   ) {
-    const { consumer } = deps;
+    const { consumer, metrics } = deps;
+    const labels = { shard: String(shard) };
     this.logger = new Logger(`Shard ${shard}`);
     this.queue = shardQueueName(deps.rabbitmq.queuePrefix, shard);
     this.batch = new SharedBatch({ size: consumer.batchSize, flushMs: consumer.batchFlushMs });
@@ -76,7 +79,16 @@ export class ShardRuntime {
       this.batch,
       (job) => this.writeBatch(job),
       {
-        written: (items) => this.onWritten(items),
+        written: (items, worker, ms) => {
+          metrics.entriesWritten.inc({ ...labels, worker }, items.length);
+          metrics.batchWriteSeconds.observe(labels, ms / 1000);
+          this.onWritten(items);
+        },
+        resized: (size, { reason }) => {
+          metrics.activeWorkers.set(labels, size);
+          if (reason === 'timeout') metrics.workerTimeouts.inc(labels);
+        },
+        forgotten: (worker) => metrics.entriesWritten.remove({ ...labels, worker }),
         // With every delivery the prefetch allows in hand, no more entries can arrive to fill
         // the batch: write what is there rather than wait for BATCH_FLUSH_MS.
         flushEarly: () => this.unacked >= this.deps.consumer.prefetch,
@@ -156,6 +168,7 @@ export class ShardRuntime {
       if (!(error instanceof PermanentMessageError)) throw error;
       this.logger.error(`dead-lettering a delivery of ${this.queue}: ${error.message}`);
       channel.nack(message, false, false);
+      this.deps.metrics.deadLettered.inc({ shard: String(this.shard) });
       return;
     }
     this.unacked++;
@@ -170,7 +183,16 @@ export class ShardRuntime {
       job.items.map((item) => item.line),
       job,
     );
-    this.logger.log(`worker ${job.workerId} wrote ${job.items.length} entries of shard ${this.shard} to ${file}`);
+    const entries = job.items.length;
+    this.logger.log(
+      logEvent(`worker ${job.workerId} wrote ${entries} ${entries === 1 ? 'entry' : 'entries'} to ${file}`, {
+        event: 'batch_written',
+        worker: job.workerId,
+        shard: this.shard,
+        entries,
+        file,
+      }),
+    );
   }
 
   private onWritten(items: PendingEntry[]): void {

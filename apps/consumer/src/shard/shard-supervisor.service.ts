@@ -11,6 +11,7 @@ import { consumerConfig, rabbitmqConfig, runtimeConfig } from '@app/config';
 import { describeError } from '@app/observability';
 import { BrokerConnection } from '../broker/broker-connection.service';
 import { FileSinkService } from '../file-sink/file-sink.service';
+import { ConsumerMetrics } from '../metrics/consumer.metrics';
 import { ShardRuntime } from './shard-runtime';
 
 /** The graceful drain did not finish within SHUTDOWN_TIMEOUT_MS; unacknowledged work went back to the broker. */
@@ -45,8 +46,11 @@ export class ShardSupervisor implements OnApplicationBootstrap, BeforeApplicatio
     @Inject(runtimeConfig.KEY) private readonly runtime: ConfigType<typeof runtimeConfig>,
     private readonly connection: BrokerConnection,
     sink: FileSinkService,
+    metrics: ConsumerMetrics,
   ) {
-    this.runtimes = consumer.shards.map((shard) => new ShardRuntime(shard, { rabbitmq, consumer, connection, sink }));
+    this.runtimes = consumer.shards.map(
+      (shard) => new ShardRuntime(shard, { rabbitmq, consumer, connection, sink, metrics }),
+    );
   }
 
   /** Consuming starts only here: after every module, the file sink included, is initialised. */

@@ -14,24 +14,29 @@ function setup(overrides: Partial<WorkerPoolOptions> = {}, batchSize = 5) {
   const batch = new SharedBatch<number>({ size: batchSize, flushMs: 1_000 });
   const calls: Call[] = [];
   const written: Array<{ items: number[]; workerId: string }> = [];
+  const sizes: number[] = [];
+  const forgotten: string[] = [];
   const pool = new WorkerPool<number>(
     { ...DEFAULT_POOL_OPTIONS, shard: 2, min: 3, max: 4, timeoutMs: 10_000, idleMs: 5_000, ...overrides },
     batch,
     (job) => new Promise<void>((resolve, reject) => calls.push({ job, resolve, reject })),
-    { written: (items, workerId) => written.push({ items, workerId }) },
+    {
+      written: (items, workerId) => written.push({ items, workerId }),
+      resized: (size) => sizes.push(size),
+      forgotten: (workerId) => forgotten.push(workerId),
+    },
   );
   const add = (from: number, count: number) => {
     batch.add(Array.from({ length: count }, (_, i) => from + i));
     pool.notify();
   };
-  const busy = () => calls.filter((call) => !(call as { done?: boolean }).done);
   const finish = async (call: Call, error?: Error) => {
     (call as { done?: boolean }).done = true;
     if (error) call.reject(error);
     else call.resolve();
     await jest.advanceTimersByTimeAsync(0);
   };
-  return { batch, pool, calls, written, add, busy, finish };
+  return { batch, pool, calls, written, sizes, forgotten, add, finish };
 }
 
 describe('WorkerPool', () => {
@@ -66,9 +71,10 @@ describe('WorkerPool', () => {
   });
 
   it('grows to max while full batches wait, never beyond, and shrinks back to min when idle', async () => {
-    const { pool, calls, add, finish, written } = setup();
+    const { pool, calls, add, finish, written, sizes } = setup();
     pool.start();
     add(0, 50);
+    expect(sizes).toEqual([1, 2, 3, 4]);
     expect(pool.size).toBe(4);
     expect(calls).toHaveLength(4);
     expect(new Set(calls.map((call) => call.job.workerId)).size).toBe(4);
@@ -79,6 +85,7 @@ describe('WorkerPool', () => {
 
     await jest.advanceTimersByTimeAsync(5_000);
     expect(pool.size).toBe(3);
+    expect(sizes.at(-1)).toBe(3);
     const retired = pool.history().filter((w) => w.state === 'retired');
     expect(retired).toEqual([expect.objectContaining({ reason: 'idle' })]);
     pool.close();
@@ -175,13 +182,14 @@ describe('WorkerPool', () => {
   });
 
   it('keeps only the last historyLimit retired workers', async () => {
-    const { pool, calls, add, finish } = setup({ min: 1, max: 1, historyLimit: 2 });
+    const { pool, calls, add, finish, forgotten } = setup({ min: 1, max: 1, historyLimit: 2 });
     pool.start();
     for (let round = 0; round < 4; round++) {
       add(round * 5, 5);
       await jest.advanceTimersByTimeAsync(10_000);
     }
     expect(pool.history().map((w) => w.id)).toEqual(['2-5', '2-3', '2-4']);
+    expect(forgotten).toEqual(['2-1', '2-2']);
     await Promise.all(calls.map((call) => finish(call)));
     pool.close();
   });

@@ -1,5 +1,5 @@
 import { Logger } from '@nestjs/common';
-import { describeError } from '@app/observability';
+import { describeError, logEvent } from '@app/observability';
 import type { SharedBatch } from '../batch/shared-batch';
 import type {
   BatchWriter,
@@ -159,6 +159,7 @@ export class WorkerPool<T> {
     clearTimeout(worker.idleTimer);
     worker.state = 'busy';
     this.inFlight++;
+    const startedAt = Date.now();
     const job: Job = { committed: false, reclaimed: false };
     const controller = new AbortController();
     const timer = setTimeout(() => this.onTimeout(worker, items, job, controller), this.options.timeoutMs);
@@ -172,12 +173,12 @@ export class WorkerPool<T> {
         },
       }))();
     write.then(
-      () => this.settle(worker, items, job, timer),
-      (error: unknown) => this.settle(worker, items, job, timer, error),
+      () => this.settle(worker, items, job, timer, startedAt),
+      (error: unknown) => this.settle(worker, items, job, timer, startedAt, error),
     );
   }
 
-  private settle(worker: Worker, items: T[], job: Job, timer: NodeJS.Timeout, error?: unknown): void {
+  private settle(worker: Worker, items: T[], job: Job, timer: NodeJS.Timeout, startedAt: number, error?: unknown): void {
     clearTimeout(timer);
     // A reclaimed job was already counted out and its items are back in the batch.
     if (job.reclaimed) return;
@@ -187,7 +188,7 @@ export class WorkerPool<T> {
       this.failures = 0;
       this.writtenSinceReport = true;
       try {
-        this.hooks.written(items, worker.id);
+        this.hooks.written(items, worker.id, Date.now() - startedAt);
       } catch (hookError) {
         this.logger.error(`after worker ${worker.id} wrote ${items.length} entries: ${describeError(hookError)}`);
       }
@@ -238,6 +239,7 @@ export class WorkerPool<T> {
       reason: null,
     };
     this.live.set(worker.id, worker);
+    this.hooks.resized?.(this.live.size, { started: worker.id });
     return worker;
   }
 
@@ -264,7 +266,11 @@ export class WorkerPool<T> {
     const index = this.idle.indexOf(worker);
     if (index !== -1) this.idle.splice(index, 1);
     this.retired.push(worker);
-    if (this.retired.length > this.options.historyLimit) this.retired.shift();
+    if (this.retired.length > this.options.historyLimit) {
+      const forgotten = this.retired.shift();
+      if (forgotten !== undefined) this.hooks.forgotten?.(forgotten.id);
+    }
+    this.hooks.resized?.(this.live.size, { retired: worker.id, reason });
   }
 
   private wakeIn(ms: number): void {
@@ -278,9 +284,14 @@ export class WorkerPool<T> {
   }
 
   private logHistory(title: string): void {
-    const workers = this.history()
-      .map((w) => `${w.id} ${w.state}${w.reason ? ` (${w.reason})` : ''} ${w.processed}`)
-      .join(', ');
-    this.logger.log(`${title}: ${workers}`);
+    const workers = this.history();
+    const text = workers.map((w) => `${w.id} ${w.state}${w.reason ? ` (${w.reason})` : ''} ${w.processed}`).join(', ');
+    this.logger.log(
+      logEvent(`shard ${this.options.shard} ${title}: ${text}`, {
+        event: 'worker_history',
+        shard: this.options.shard,
+        workers,
+      }),
+    );
   }
 }

@@ -42,8 +42,12 @@ export interface WorkerPoolOptions {
 }
 
 export interface WorkerPoolHooks<T> {
-  /** A batch is complete: every item in it is durably written. */
-  written(items: T[], workerId: string): void;
+  /** A batch is complete: every item in it is durably written, `ms` after it was handed out. */
+  written(items: T[], workerId: string, ms: number): void;
+  /** A worker started or retired; `size` is how many are live now. */
+  resized?(size: number, change: { started?: string; retired?: string; reason?: RetireReason }): void;
+  /** A retired worker dropped out of the history (it keeps the last `historyLimit`). */
+  forgotten?(workerId: string): void;
   /** Whether a partial batch should go now rather than wait for its age (e.g. no more can arrive). */
   flushEarly?(): boolean;
 }
