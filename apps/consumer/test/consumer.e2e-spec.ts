@@ -8,6 +8,7 @@ import {
   TcpProxy,
   countIds,
   fetchMetrics,
+  freePort,
   metricValue,
   makeEntries,
   postEntries,
@@ -229,6 +230,32 @@ describe('consumer end to end (real api, consumer, RabbitMQ and disk)', () => {
       await consumer.app.waitUntilHealthy(`${consumer.url}/health`);
       await waitForAllWritten(pipeline.dir, expected);
       expect(consumer.app.logs).toContain('RabbitMQ is not reachable');
+    } finally {
+      await proxy.close();
+    }
+  });
+
+  it('starts before the broker is reachable and consumes once it is', async () => {
+    pipeline = await Pipeline.create('late-broker');
+    const proxy = await TcpProxy.forAmqpUrl(testBrokerUrl());
+    try {
+      proxy.cut();
+      const api = await pipeline.startApi();
+      const port = await freePort();
+      const consumer = pipeline.spawn('consumer', {
+        RABBITMQ_URL: proxy.amqpUrlFor(testBrokerUrl()),
+        CONSUMER_HOST: '127.0.0.1',
+        CONSUMER_PORT: String(port),
+        DATA_OUTPUT_DIR: pipeline.dir,
+        BATCH_FLUSH_MS: '200',
+      });
+      await waitFor(async () => (await fetch(`http://127.0.0.1:${port}/health`)).status === 503, {
+        description: 'the consumer to serve /health 503 without a broker',
+      });
+      const expected = shardsById(await postMany(api.url, 3, 40), pipeline.shardsCount);
+      proxy.restore();
+      await consumer.waitUntilHealthy(`http://127.0.0.1:${port}/health`);
+      await waitForAllWritten(pipeline.dir, expected);
     } finally {
       await proxy.close();
     }
