@@ -1,6 +1,6 @@
 import { NestFactory } from '@nestjs/core';
 import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fastify';
-import { exitOnBootError, readConfigOrExit, readConsumerConfig, readRuntimeConfig } from '@app/config';
+import { exitIfShutdownHangs, exitOnBootError, readConfigOrExit, readConsumerConfig, readRuntimeConfig } from '@app/config';
 import { createLogger } from '@app/observability';
 import { ConsumerModule } from './consumer.module';
 
@@ -13,6 +13,7 @@ async function bootstrap(): Promise<void> {
     logger: createLogger(runtime, 'consumer'),
   });
   app.enableShutdownHooks(['SIGTERM', 'SIGINT'], { useProcessExit: true });
+  exitIfShutdownHangs('consumer', runtime.shutdownTimeoutMs);
   await app.listen(consumer.port, consumer.host);
 }
 

@@ -1,5 +1,5 @@
 export * from './env';
-export * from './boot';
+export * from './lifecycle';
 export * from './rabbitmq.config';
 export * from './runtime.config';
 export * from './api.config';
