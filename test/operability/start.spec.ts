@@ -1,0 +1,165 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { readFile, readdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { type TempDir, TestBroker, freePort, tempDir, testBrokerUrl, testPrefix, waitFor } from '@app/testing';
+
+const ROOT = join(__dirname, '..', '..');
+
+/** The pids whose parent is `pid`, from /proc (Linux). */
+async function childPids(pid: number): Promise<number[]> {
+  const children: number[] = [];
+  for (const name of await readdir('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    const stat = await readFile(`/proc/${name}/stat`, 'utf8').catch(() => '');
+    // "pid (comm) state ppid ...": comm may hold spaces, so read after its closing parenthesis.
+    const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+    if (ppid === pid) children.push(Number(name));
+  }
+  return children;
+}
+
+/** `node scripts/start.js` as `npm start` runs it after the build, in its own process group. */
+class Launcher {
+  private output = '';
+  private exitCode: number | null | undefined;
+  private readonly exited: Promise<number | null>;
+
+  constructor(private readonly child: ChildProcess) {
+    child.stdout?.on('data', (chunk: Buffer) => (this.output += chunk.toString()));
+    child.stderr?.on('data', (chunk: Buffer) => (this.output += chunk.toString()));
+    this.exited = new Promise((resolve) =>
+      child.on('exit', (code) => {
+        this.exitCode = code;
+        resolve(code);
+      }),
+    );
+  }
+
+  static start(env: Record<string, string>): Launcher {
+    return new Launcher(
+      spawn(process.execPath, ['scripts/start.js'], {
+        cwd: ROOT,
+        env: { ...process.env, ...env },
+        stdio: ['ignore', 'pipe', 'pipe'],
+        // Its own process group, so that a test can send it a terminal's Ctrl-C.
+        detached: true,
+      }),
+    );
+  }
+
+  get pid(): number {
+    return this.child.pid ?? -1;
+  }
+
+  get logs(): string {
+    return this.output;
+  }
+
+  get running(): boolean {
+    return this.exitCode === undefined;
+  }
+
+  /** The pid of the running app whose command line names `dist/apps/<app>/main.js`. */
+  async appPid(app: 'api' | 'consumer'): Promise<number> {
+    for (const pid of await childPids(this.pid)) {
+      const cmdline = await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '');
+      if (cmdline.includes(`dist/apps/${app}/main.js`)) return pid;
+    }
+    throw new Error(`no running ${app} under start.js (pid ${this.pid}):\n${this.output}`);
+  }
+
+  async waitForExit(timeoutMs = 30_000): Promise<number | null> {
+    await waitFor(() => !this.running, { description: `start.js to exit\n${this.output}`, timeoutMs });
+    return this.exited;
+  }
+
+  /** Kills start.js and the apps it started (they run in their own process groups). */
+  async kill(): Promise<void> {
+    if (!this.running) return;
+    const apps = await childPids(this.pid);
+    for (const pid of [this.pid, ...apps]) {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        // Already gone.
+      }
+    }
+    await this.exited;
+  }
+}
+
+async function healthStatus(url: string): Promise<number> {
+  return (await fetch(`${url}/health`)).status;
+}
+
+describe('npm start (scripts/start.js over the built apps)', () => {
+  let launcher: Launcher | undefined;
+  let output: TempDir | undefined;
+  let prefix: string | undefined;
+
+  afterEach(async () => {
+    await launcher?.kill();
+    await output?.remove();
+    if (prefix !== undefined) {
+      const broker = await TestBroker.connect();
+      await broker.deleteQueues(prefix, 5);
+      await broker.close();
+    }
+    launcher = output = prefix = undefined;
+  });
+
+  async function startBoth(rabbitmqUrl: string) {
+    prefix = testPrefix('start');
+    output = await tempDir('start');
+    const [apiPort, consumerPort] = [await freePort(), await freePort()];
+    launcher = Launcher.start({
+      RABBITMQ_URL: rabbitmqUrl,
+      QUEUE_PREFIX: prefix,
+      API_HOST: '127.0.0.1',
+      API_PORT: String(apiPort),
+      CONSUMER_HOST: '127.0.0.1',
+      CONSUMER_PORT: String(consumerPort),
+      DATA_OUTPUT_DIR: output.path,
+      LOG_FORMAT: 'pretty',
+    });
+    return { launcher, api: `http://127.0.0.1:${apiPort}`, consumer: `http://127.0.0.1:${consumerPort}` };
+  }
+
+  it.each([
+    ['SIGTERM to start.js', 'SIGTERM', false],
+    ["a terminal's Ctrl-C (SIGINT to the whole process group)", 'SIGINT', true],
+  ] as const)('runs both apps with their lines told apart and stops both gracefully on %s', async (_, signal, group) => {
+    const { launcher, api, consumer } = await startBoth(testBrokerUrl());
+    for (const url of [api, consumer]) {
+      await waitFor(async () => (await healthStatus(url)) === 200, { description: `${url}/health 200\n${launcher.logs}`, timeoutMs: 20_000 });
+    }
+    expect(launcher.logs).toMatch(/^\[api {5}\] \S/m);
+    expect(launcher.logs).toMatch(/^\[consumer\] \S/m);
+    expect(launcher.logs).not.toContain('RabbitMQ is not reachable');
+
+    process.kill(group ? -launcher.pid : launcher.pid, signal);
+    expect(await launcher.waitForExit()).toBe(0);
+    expect(launcher.logs).toMatch(/^\[consumer\] .*final worker history/m);
+    expect(launcher.logs).toMatch(/^\[api {5}\] exited with 0$/m);
+    expect(launcher.logs).toMatch(/^\[consumer\] exited with 0$/m);
+  });
+
+  it('says in one line that RabbitMQ is unreachable, starts both anyway, and exits 1 when an app dies', async () => {
+    const closedPort = await freePort();
+    const { launcher, api, consumer } = await startBoth(`amqp://guest:guest@127.0.0.1:${closedPort}`);
+    // Both apps serve, and say 503 while there is no broker.
+    for (const url of [api, consumer]) {
+      await waitFor(async () => (await healthStatus(url)) === 503, { description: `${url}/health 503\n${launcher.logs}`, timeoutMs: 20_000 });
+    }
+    const notice = launcher.logs.split('\n').filter((line) => line.startsWith('[start] '));
+    expect(notice).toHaveLength(1);
+    expect(notice[0]).toMatch(/RabbitMQ is not reachable at amqp:\/\/guest:\*\*\*@127\.0\.0\.1:\d+ \(ECONNREFUSED\)/);
+    expect(notice[0]).toContain('docker compose up -d rabbitmq');
+    expect(notice[0]).toContain('rabbitmq-server -detached');
+
+    process.kill(await launcher.appPid('consumer'), 'SIGKILL');
+    expect(await launcher.waitForExit()).toBe(1);
+    expect(launcher.logs).toContain('[start] consumer exited on its own; stopping api');
+    expect(launcher.logs).toMatch(/^\[api {5}\] exited with 0$/m);
+  });
+});
