@@ -1,0 +1,169 @@
+import { execFile } from 'node:child_process';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+
+const ROOT = join(__dirname, '..', '..');
+const run = promisify(execFile);
+
+interface Healthcheck {
+  test: string[];
+}
+
+interface ComposeService {
+  image?: string;
+  build?: unknown;
+  command?: string[];
+  environment: Record<string, string>;
+  ports?: Array<string | { published?: number | string; target: number }>;
+  volumes?: string[];
+  depends_on?: Record<string, { condition: string }>;
+  healthcheck?: Healthcheck;
+  stop_grace_period?: string;
+}
+
+interface ComposeConfig {
+  services: Record<string, ComposeService>;
+  volumes: Record<string, unknown>;
+}
+
+async function dockerCompose(...args: string[]): Promise<string> {
+  try {
+    return (await run('docker-compose', args, { cwd: ROOT })).stdout;
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') {
+      throw new Error(
+        'docker-compose is not installed, so docker-compose.yml cannot be validated: ' +
+          'install it (`apt-get install -y docker-compose` on Debian; .ci/run does)',
+      );
+    }
+    const { stderr } = error as { stderr?: string };
+    throw new Error(`docker-compose ${args.join(' ')} failed: ${stderr ?? String(error)}`);
+  }
+}
+
+/**
+ * The file as docker-compose resolves it (anchors merged, defaults filled in). Compose v2 prints
+ * JSON; v1 (Debian's package) only YAML, so the Python that runs it, which has PyYAML, converts it.
+ */
+async function resolvedConfig(): Promise<ComposeConfig> {
+  try {
+    return JSON.parse(await dockerCompose('config', '--format', 'json')) as ComposeConfig;
+  } catch {
+    const yaml = await dockerCompose('config');
+    const { stdout: path } = await run('sh', ['-c', 'command -v docker-compose']);
+    const shebang = (await readFile(path.trim(), 'utf8')).split('\n', 1)[0];
+    const python = /^#!\s*(\S*python\S*)/.exec(shebang)?.[1] ?? 'python3';
+    const toJson = 'import json, sys, yaml; json.dump(yaml.safe_load(sys.stdin), sys.stdout)';
+    const child = run(python, ['-c', toJson]);
+    child.child.stdin?.end(yaml);
+    return JSON.parse((await child).stdout) as ComposeConfig;
+  }
+}
+
+function seconds(duration: string | undefined): number {
+  const match = /^(\d+)(s|m)$/.exec(duration ?? '');
+  if (match === null) throw new Error(`unexpected duration ${duration}`);
+  return Number(match[1]) * (match[2] === 'm' ? 60 : 1);
+}
+
+function publishedPorts(service: ComposeService): string[] {
+  return (service.ports ?? []).map((port) =>
+    typeof port === 'string' ? port : `${port.published ?? ''}:${port.target}`,
+  );
+}
+
+describe('docker-compose.yml', () => {
+  let config: ComposeConfig;
+
+  beforeAll(async () => {
+    await dockerCompose('config', '-q');
+    config = await resolvedConfig();
+  });
+
+  it('runs RabbitMQ 3.12 with management and a health check, the api and the consumer', () => {
+    expect(Object.keys(config.services).sort()).toEqual(['api', 'consumer', 'rabbitmq']);
+    const { rabbitmq } = config.services;
+    expect(rabbitmq.image).toBe('rabbitmq:3.12-management');
+    expect(rabbitmq.healthcheck?.test).toEqual(['CMD', 'rabbitmq-diagnostics', '-q', 'ping']);
+    expect(publishedPorts(rabbitmq)).toEqual(expect.arrayContaining(['5672:5672', '15672:15672']));
+  });
+
+  it.each([
+    ['api', 'dist/apps/api/main.js', 3000],
+    ['consumer', 'dist/apps/consumer/main.js', 3001],
+  ])('starts the %s from the Dockerfile once RabbitMQ is healthy, and checks its /health', (name, main, port) => {
+    const service = config.services[name];
+    expect(service.build).toBeDefined();
+    expect(service.command).toEqual(['node', main]);
+    expect(service.depends_on?.rabbitmq.condition).toBe('service_healthy');
+    const check = service.healthcheck?.test.join(' ') ?? '';
+    expect(check).toContain(`http://127.0.0.1:${port}/health`);
+    // A graceful drain gets all of SHUTDOWN_TIMEOUT_MS before Docker's SIGKILL.
+    const shutdownMs = Number(service.environment.SHUTDOWN_TIMEOUT_MS);
+    expect(seconds(service.stop_grace_period) * 1000).toBeGreaterThan(shutdownMs);
+  });
+
+  it('gives both apps the same broker and shard layout', () => {
+    const { api, consumer } = config.services;
+    for (const variable of ['RABBITMQ_URL', 'SHARDS_COUNT', 'QUEUE_PREFIX', 'QUEUE_TYPE']) {
+      expect(`${variable}=${consumer.environment[variable]}`).toBe(`${variable}=${api.environment[variable]}`);
+    }
+    expect(new URL(api.environment.RABBITMQ_URL).hostname).toBe('rabbitmq');
+  });
+
+  it('publishes the api on 3000, and the consumer on no fixed host port so that it can scale', () => {
+    expect(publishedPorts(config.services.api)).toEqual(['3000:3000']);
+    for (const port of publishedPorts(config.services.consumer)) {
+      expect(port).toMatch(/^(127\.0\.0\.1:)?:3001(\/tcp)?$/);
+    }
+  });
+
+  it('writes the batch files to a named volume', () => {
+    const { consumer } = config.services;
+    const dataDir = consumer.environment.DATA_OUTPUT_DIR;
+    const mount = consumer.volumes?.find((volume) => volume.split(':')[1] === dataDir);
+    expect(mount).toBeDefined();
+    expect(Object.keys(config.volumes)).toContain(mount?.split(':')[0]);
+  });
+});
+
+describe('Dockerfile', () => {
+  let dockerfile: string;
+  beforeAll(async () => {
+    dockerfile = await readFile(join(ROOT, 'Dockerfile'), 'utf8');
+  });
+
+  it('builds in one stage and runs production dependencies only, as a user other than root', () => {
+    const [, build, runtime] = dockerfile.split(/^FROM /m);
+    expect(build).toMatch(/^node:20\S* AS build\n/);
+    expect(build).toMatch(/^RUN npm ci\b/m);
+    expect(build).toMatch(/^RUN npm run build$/m);
+    expect(runtime).toMatch(/^node:20\S* AS runtime\n/);
+    expect(runtime).toMatch(/^RUN npm ci --omit=dev\b/m);
+    expect(runtime).toMatch(/^COPY --from=build \/app\/dist \.\/dist$/m);
+    expect(runtime).toMatch(/^USER (?!root\b)\w+$/m);
+    expect(runtime).toMatch(/^CMD \["node", "dist\/apps\/api\/main\.js"\]$/m);
+  });
+
+  it('has in `dependencies` every package the built apps load (webpack leaves node_modules out)', async () => {
+    const { builtinModules } = await import('node:module');
+    const manifest = JSON.parse(await readFile(join(ROOT, 'package.json'), 'utf8')) as {
+      dependencies: Record<string, string>;
+    };
+    for (const app of ['api', 'consumer']) {
+      const bundle = await readFile(join(ROOT, 'dist', 'apps', app, 'main.js'), 'utf8').catch(() => {
+        throw new Error(`dist/apps/${app}/main.js is missing: run \`npm run build\` first (npm test does)`);
+      });
+      const required = [...bundle.matchAll(/require\(["']([^"']+)["']\)/g)].map((match) => match[1]);
+      expect(required.length).toBeGreaterThan(0);
+      const packages = required
+        .filter((id) => !id.startsWith('node:') && !builtinModules.includes(id) && !id.startsWith('.'))
+        .map((id) => (id.startsWith('@') ? id.split('/').slice(0, 2).join('/') : id.split('/')[0]));
+      const missing = [...new Set(packages)].filter((name) => manifest.dependencies[name] === undefined);
+      expect(`${app} loads ${missing.join(', ') || 'nothing'} from outside dependencies`).toBe(
+        `${app} loads nothing from outside dependencies`,
+      );
+    }
+  });
+});
