@@ -51,8 +51,9 @@ class Launcher {
     return this.child.pid ?? -1;
   }
 
+  /** Everything it printed, without colours (a terminal running jest passes FORCE_COLOR on). */
   get logs(): string {
-    return this.output;
+    return this.output.replace(/\x1b\[[0-9;]*m/g, '');
   }
 
   get running(): boolean {
