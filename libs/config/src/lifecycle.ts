@@ -33,12 +33,17 @@ const CLOSE_GRACE_MS = 5_000;
  * to a stalled broker never closes. The graceful path normally exits long before.
  */
 export function exitIfShutdownHangs(app: string, shutdownTimeoutMs: number): void {
+  let armed = false;
+  // `on`, not `once`: a listener must stay, or a repeated signal after Nest removed its own
+  // would kill the process by the signal instead of letting the drain finish.
   const arm = (signal: NodeJS.Signals) => {
+    if (armed) return;
+    armed = true;
     setTimeout(() => {
       process.stderr.write(`${app}: still shutting down ${shutdownTimeoutMs + CLOSE_GRACE_MS} ms after ${signal}; exiting with 1\n`);
       process.exit(1);
     }, shutdownTimeoutMs + CLOSE_GRACE_MS).unref();
   };
-  process.once('SIGTERM', arm);
-  process.once('SIGINT', arm);
+  process.on('SIGTERM', arm);
+  process.on('SIGINT', arm);
 }

@@ -21,7 +21,7 @@ export class BrokerOutageLog {
   lost(error: unknown): void {
     if (this.away) return;
     this.away = true;
-    const cause = error instanceof Error ? error.message : String(error ?? 'connection closed');
+    const cause = describeCause(error);
     this.logger.warn(
       `RabbitMQ is not reachable at ${redactUrl(this.url)} (${cause}); ${this.consequence} and retrying. ` +
         'Start one with `docker compose up -d rabbitmq` or `rabbitmq-server -detached`.',
@@ -33,4 +33,11 @@ export class BrokerOutageLog {
     this.away = false;
     this.logger.log(`connected to RabbitMQ again at ${redactUrl(this.url)}`);
   }
+}
+
+/** amqp-connection-manager reports failures as `{ err, url }` events rather than Errors. */
+function describeCause(error: unknown): string {
+  if (error instanceof Error) return error.message;
+  if (typeof error === 'object' && error !== null && 'err' in error) return describeCause(error.err);
+  return error === undefined || error === null ? 'connection closed' : String(error);
 }

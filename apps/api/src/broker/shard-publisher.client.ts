@@ -1,3 +1,4 @@
+import { Logger } from '@nestjs/common';
 import { ClientRMQ, type RmqOptions } from '@nestjs/microservices';
 import type { Channel } from 'amqplib';
 import { assertTopology, type TopologyOptions } from '@app/rabbitmq';
@@ -7,6 +8,7 @@ import { assertTopology, type TopologyOptions } from '@app/rabbitmq';
  * and knows whether it can publish right now.
  */
 export class ShardPublisherClient extends ClientRMQ {
+  private readonly channelLogger = new Logger(ShardPublisherClient.name);
   private ready = false;
 
   constructor(
@@ -22,6 +24,19 @@ export class ShardPublisherClient extends ClientRMQ {
   /** True once connected and the topology is declared; false while the broker is away. */
   isReady(): boolean {
     return this.ready;
+  }
+
+  /**
+   * Nest's channel has no 'error' listener, so a refused declaration (406: the queues exist with
+   * other arguments, e.g. another QUEUE_TYPE) would crash the process; log it and stay unready.
+   */
+  override createChannel(): Promise<void> {
+    const created = super.createChannel();
+    this.channel?.on('error', (error: Error) => {
+      this.ready = false;
+      this.channelLogger.error(`cannot publish: ${error.message}`);
+    });
+    return created;
   }
 
   override async setupChannel(channel: Channel, resolve: () => void): Promise<void> {

@@ -12,6 +12,10 @@ export class HealthController {
   @Get()
   @HealthCheck()
   check() {
-    return this.health.check([() => this.indicators.broker(), () => this.indicators.outputFolder()]);
+    return this.health.check([
+      () => this.indicators.broker(),
+      () => this.indicators.shards(),
+      () => this.indicators.outputFolder(),
+    ]);
   }
 }

@@ -58,6 +58,8 @@ export class ShardRuntime {
   private unacked = 0;
   private stopping = false;
   private reopenTimer?: NodeJS.Timeout;
+  /** Set by the first channel error, cleared once consuming: a failure is explained once, not per retry. */
+  private failing = false;
 
   constructor(
     readonly shard: number,
@@ -96,6 +98,11 @@ export class ShardRuntime {
     );
   }
 
+  /** Whether the shard has a live consumer on its queue right now. */
+  isConsuming(): boolean {
+    return this.current?.consumerTag !== undefined;
+  }
+
   /** Starts the workers and consuming; call once the sink is ready. */
   start(): void {
     this.pool.start();
@@ -131,7 +138,7 @@ export class ShardRuntime {
       confirm: false,
       setup: (channel: Channel) => this.setup(channel),
     });
-    wrapper.on('error', (error: Error) => this.logger.error(`channel of ${this.queue}: ${error.message}`));
+    wrapper.on('error', (error: Error) => this.logChannelError(error));
     this.wrapper = wrapper;
   }
 
@@ -140,7 +147,7 @@ export class ShardRuntime {
     const generation = ++this.generation;
     this.unacked = 0;
     this.current = { channel, generation };
-    channel.on('error', (error: Error) => this.logger.error(`channel of ${this.queue} failed: ${error.message}`));
+    channel.on('error', (error: Error) => this.logChannelError(error));
     channel.on('close', () => this.onChannelClosed(generation));
     await assertTopology(channel, this.deps.rabbitmq);
     await channel.prefetch(this.deps.consumer.prefetch);
@@ -151,7 +158,20 @@ export class ShardRuntime {
       { noAck: false },
     );
     if (this.current?.generation === generation) this.current.consumerTag = consumerTag;
+    this.failing = false;
     this.logger.log(`consuming ${this.queue}`);
+  }
+
+  private logChannelError(error: Error): void {
+    if (this.failing) {
+      this.logger.debug(`channel of ${this.queue} failed again: ${error.message}`);
+      return;
+    }
+    this.failing = true;
+    const hint = /PRECONDITION_FAILED|inequivalent arg/.test(error.message)
+      ? ' (the queues exist with other arguments: do QUEUE_TYPE and QUEUE_PREFIX match the queues already declared?)'
+      : '';
+    this.logger.error(`channel of ${this.queue} failed: ${error.message}${hint}; retrying`);
   }
 
   private onDelivery(message: ConsumeMessage | null, channel: Channel, generation: number): void {
@@ -229,7 +249,8 @@ export class ShardRuntime {
     clearTimeout(this.reopenTimer);
     this.reopenTimer = setTimeout(() => {
       if (this.stopping || this.current !== undefined || !this.deps.connection.isConnected()) return;
-      this.logger.warn(`reopening the channel of ${this.queue}`);
+      if (this.failing) this.logger.debug(`reopening the channel of ${this.queue}`);
+      else this.logger.warn(`reopening the channel of ${this.queue}`);
       const stale = this.wrapper;
       this.openChannel();
       stale?.close().catch((error: unknown) => this.logger.warn(`closing a stale channel: ${describeError(error)}`));
