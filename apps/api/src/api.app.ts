@@ -19,6 +19,9 @@ export async function createApiApp(
 
   const app = await NestFactory.create<NestFastifyApplication>(AppModule, adapter, {
     logger: createLogger(runtime, 'api'),
+    // Fastify's own JSON parser is all we need; Nest's default would add a form-urlencoded one,
+    // and a form body would get a 400 instead of the 415 due to anything that is not JSON.
+    bodyParser: false,
   });
   app.useGlobalPipes(new ValidationPipe({ whitelist: true, forbidNonWhitelisted: true, transform: true }));
   return app;
