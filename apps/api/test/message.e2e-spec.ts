@@ -1,0 +1,165 @@
+import type { GetMessage } from 'amqplib';
+import { ENTRIES_PATTERN, type ShardPacket, type WireEntry } from '@app/contracts';
+import { shardOf, shardQueueName } from '@app/sharding';
+import { TestBroker, testPrefix } from '@app/testing';
+import { TestApi } from './test-api';
+
+const SHARDS = 5;
+const TOKEN = 'e2e-secret';
+const AUTH = { authorization: `Bearer ${TOKEN}` };
+const MAX_ENTRIES = 50;
+const MAX_BODY_BYTES = 16_384;
+const BAD_TIMESTAMP = 'timestamp must be an RFC 3339 date-time with a time zone';
+
+interface SentEntry {
+  timestamp: string;
+  value?: string | null;
+}
+
+/** Entries over `count` consecutive seconds (so over every shard), with every kind of value. */
+function entries(count: number, label: string): SentEntry[] {
+  const start = Date.UTC(2019, 9, 12, 8, 10, 50, 520);
+  return Array.from({ length: count }, (_, i) => {
+    const timestamp = new Date(start + i * 1000).toISOString();
+    if (i % 4 === 1) return { timestamp };
+    if (i % 4 === 2) return { timestamp, value: null };
+    return { timestamp, value: `${label}-${i}` };
+  });
+}
+
+describe('POST /message against RabbitMQ (e2e)', () => {
+  const prefix = testPrefix('api-message');
+  let broker: TestBroker;
+  let api: TestApi;
+
+  /** Every message now in the shard queues, taken out, by shard. */
+  async function takeShardMessages(): Promise<Map<number, GetMessage[]>> {
+    const byShard = new Map<number, GetMessage[]>();
+    for (let shard = 0; shard < SHARDS; shard++) {
+      byShard.set(shard, await broker.fetchAll(shardQueueName(prefix, shard)));
+    }
+    return byShard;
+  }
+
+  async function queuedMessages(): Promise<number> {
+    const counts = await broker.countAll(prefix, SHARDS);
+    return Object.values(counts).reduce((sum, count) => sum + count, 0);
+  }
+
+  beforeAll(async () => {
+    broker = await TestBroker.connect();
+    api = await TestApi.start({
+      QUEUE_PREFIX: prefix,
+      SHARDS_COUNT: String(SHARDS),
+      API_TOKEN: TOKEN,
+      MAX_ENTRIES: String(MAX_ENTRIES),
+      MAX_BODY_BYTES: String(MAX_BODY_BYTES),
+    });
+    await api.waitForHealth(200);
+  });
+
+  afterAll(async () => {
+    await api?.close();
+    await broker?.deleteQueues(prefix, SHARDS);
+    await broker?.close();
+  });
+
+  it('answers /health with 200 and the terminus body while the broker is up', async () => {
+    const response = await api.request({ method: 'GET', url: '/health' });
+    expect(response.statusCode).toBe(200);
+    expect(response.json()).toEqual({
+      status: 'ok',
+      info: { rabbitmq: { status: 'up' } },
+      error: {},
+      details: { rabbitmq: { status: 'up' } },
+    });
+  });
+
+  it('201 puts every entry of concurrent requests in its shard queue exactly once, as persistent entries.v1 messages', async () => {
+    const bodies = [entries(23, 'a'), entries(7, 'b'), entries(MAX_ENTRIES, 'c')];
+    const responses = await Promise.all(bodies.map((body) => api.post(body, AUTH)));
+
+    const sent = new Map<string, SentEntry>();
+    responses.forEach((response, r) => {
+      expect(response.statusCode).toBe(201);
+      const { accepted, ids } = response.json<{ accepted: number; ids: string[] }>();
+      expect(accepted).toBe(bodies[r].length);
+      expect(ids).toHaveLength(bodies[r].length);
+      ids.forEach((id, i) => sent.set(id, bodies[r][i]));
+    });
+    expect(sent.size).toBe(23 + 7 + MAX_ENTRIES);
+
+    const seen = new Map<string, number>();
+    for (const [shard, messages] of await takeShardMessages()) {
+      // One message per shard per request: every request here has entries in every shard.
+      expect(messages).toHaveLength(bodies.length);
+      for (const message of messages) {
+        expect(message.properties.deliveryMode).toBe(2);
+        expect(message.properties.contentType).toBe('application/json');
+        const packet = JSON.parse(message.content.toString()) as ShardPacket;
+        expect(packet.pattern).toBe(ENTRIES_PATTERN);
+        expect(packet.data.shard).toBe(shard);
+        for (const wire of packet.data.entries as WireEntry[]) {
+          seen.set(wire.id, (seen.get(wire.id) ?? 0) + 1);
+          const original = sent.get(wire.id);
+          expect(original).toBeDefined();
+          expect(shardOf(wire.timestamp, SHARDS)).toBe(shard);
+          // As received; value left out when it was null or absent.
+          expect(wire).toEqual(
+            original?.value == null
+              ? { id: wire.id, timestamp: original?.timestamp }
+              : { id: wire.id, timestamp: original.timestamp, value: original.value },
+          );
+        }
+      }
+    }
+    expect([...seen.keys()].sort()).toEqual([...sent.keys()].sort());
+    expect([...seen.values()].every((count) => count === 1)).toBe(true);
+    expect(await broker.count(`${prefix}.dead-letter`)).toBe(0);
+  });
+
+  describe('every rejected request leaves the queues empty', () => {
+    const valid = entries(5, 'r');
+    const tooManyInvalid = Array.from({ length: MAX_ENTRIES + 1 }, () => ({ timestamp: 'no' }));
+    const oversized = JSON.stringify([{ timestamp: valid[0].timestamp, value: 'x'.repeat(MAX_BODY_BYTES) }]);
+
+    it.each<{ name: string; status: number; headers: Record<string, string>; payload: string; messages?: string[] }>([
+      { name: 'no bearer token', status: 401, headers: {}, payload: JSON.stringify(valid) },
+      { name: 'a wrong bearer token', status: 401, headers: { authorization: 'Bearer nope' }, payload: JSON.stringify(valid) },
+      { name: 'no token, even when the body is not JSON', status: 401, headers: { 'content-type': 'text/plain' }, payload: 'x' },
+      { name: 'no token, even when the body is too large', status: 401, headers: {}, payload: oversized },
+      { name: 'text/plain', status: 415, headers: { ...AUTH, 'content-type': 'text/plain' }, payload: JSON.stringify(valid) },
+      { name: 'a form', status: 415, headers: { ...AUTH, 'content-type': 'application/x-www-form-urlencoded' }, payload: 'a=1' },
+      { name: 'no content type', status: 415, headers: { ...AUTH, 'content-type': '' }, payload: JSON.stringify(valid) },
+      { name: 'a body over MAX_BODY_BYTES', status: 413, headers: AUTH, payload: oversized },
+      { name: 'more than MAX_ENTRIES entries, before their faults', status: 413, headers: AUTH, payload: JSON.stringify(tooManyInvalid) },
+      { name: 'malformed JSON', status: 400, headers: AUTH, payload: '[{"timestamp":' },
+      { name: 'a JSON object', status: 400, headers: AUTH, payload: JSON.stringify(valid[0]) },
+      { name: 'an empty array', status: 400, headers: AUTH, payload: '[]' },
+      {
+        name: 'one bad entry among good ones',
+        status: 400,
+        headers: AUTH,
+        payload: JSON.stringify([...valid, { timestamp: '2019-10-12 08:10:53Z' }, { ...valid[0], extra: 1 }]),
+        messages: [`5.${BAD_TIMESTAMP}`, '6.property extra should not exist'],
+      },
+    ])('$name: $status', async ({ status, headers, payload, messages }) => {
+      const response = await api.post(payload, headers);
+      expect(response.statusCode).toBe(status);
+      if (messages !== undefined) {
+        expect(response.json()).toEqual({ statusCode: 400, error: 'Bad Request', message: messages });
+      }
+      expect(await queuedMessages()).toBe(0);
+    });
+
+    it('and nothing turns up later: a valid request after them finds only its own entries', async () => {
+      const response = await api.post(valid, AUTH);
+      expect(response.statusCode).toBe(201);
+      const { ids } = response.json<{ ids: string[] }>();
+      const queued = [...(await takeShardMessages()).values()]
+        .flat()
+        .flatMap((message) => (JSON.parse(message.content.toString()) as ShardPacket).data.entries.map(({ id }) => id));
+      expect(queued.sort()).toEqual([...ids].sort());
+    });
+  });
+});
