@@ -7,9 +7,10 @@ import {
 } from '@nestjs/common';
 import { type ConfigType } from '@nestjs/config';
 import { RmqRecordBuilder } from '@nestjs/microservices';
-import { firstValueFrom, timeout } from 'rxjs';
+import { TimeoutError, firstValueFrom, timeout } from 'rxjs';
 import { apiConfig, rabbitmqConfig } from '@app/config';
 import type { ShardMessage, WireEntry } from '@app/contracts';
+import { describeError } from '@app/observability';
 import { BrokerOutageLog, HEARTBEAT_SECONDS, RECONNECT_SECONDS, SHARD_EXCHANGE } from '@app/rabbitmq';
 import { shardQueueName } from '@app/sharding';
 import { ShardPacketSerializer } from './shard-packet.serializer';
@@ -29,6 +30,8 @@ export class ShardPublisher implements OnApplicationBootstrap, OnApplicationShut
   private readonly logger = new Logger(ShardPublisher.name);
   private readonly client: ShardPublisherClient;
   private readonly outage: BrokerOutageLog;
+  /** Publishes awaiting their confirm; shutdown lets them settle before it closes the channel. */
+  private readonly inFlight = new Set<Promise<unknown>>();
 
   constructor(
     @Inject(rabbitmqConfig.KEY) private readonly rabbitmq: ConfigType<typeof rabbitmqConfig>,
@@ -60,7 +63,12 @@ export class ShardPublisher implements OnApplicationBootstrap, OnApplicationShut
     this.client.connect().catch((error: unknown) => this.outage.lost(error));
   }
 
+  /**
+   * Lets every in-flight publish settle (each within PUBLISH_TIMEOUT_MS) before closing: closing
+   * first would fail confirms that are on their way, and answer 503 for entries the broker holds.
+   */
   async onApplicationShutdown(): Promise<void> {
+    await Promise.allSettled(this.inFlight);
     await this.client.close();
   }
 
@@ -78,16 +86,27 @@ export class ShardPublisher implements OnApplicationBootstrap, OnApplicationShut
       .setOptions({ persistent: true, contentType: 'application/json', timeout: this.api.publishTimeoutMs } as object)
       .build();
     const pattern = shardQueueName(this.rabbitmq.queuePrefix, shard);
+    const confirmed = firstValueFrom(
+      this.client.emit(pattern, record).pipe(timeout({ first: this.api.publishTimeoutMs })),
+      { defaultValue: undefined },
+    );
+    this.inFlight.add(confirmed);
     try {
-      await firstValueFrom(
-        this.client.emit(pattern, record).pipe(timeout({ first: this.api.publishTimeoutMs })),
-        { defaultValue: undefined },
-      );
+      await confirmed;
     } catch (error) {
-      throw new BrokerUnavailableError(
-        `RabbitMQ did not confirm the entries of shard ${shard} within ${this.api.publishTimeoutMs} ms`,
-        { cause: error },
-      );
+      throw new BrokerUnavailableError(`RabbitMQ did not confirm the entries of shard ${shard}: ${this.describe(error)}`, {
+        cause: error,
+      });
+    } finally {
+      this.inFlight.delete(confirmed);
     }
+  }
+
+  private describe(error: unknown): string {
+    // Both timers (rxjs' and amqp-connection-manager's) run for PUBLISH_TIMEOUT_MS; either may fire first.
+    if (error instanceof TimeoutError || (error instanceof Error && error.message === 'timeout')) {
+      return `no confirm within ${this.api.publishTimeoutMs} ms`;
+    }
+    return describeError(error);
   }
 }
