@@ -44,6 +44,7 @@ describe('TcpProxy', () => {
     await closed;
     expect(proxy.connectionCount).toBe(0);
     await expect(roundTrip(proxy.port, 'ping')).resolves.toBe('closed');
+    expect(proxy.refusedCount).toBe(1);
 
     proxy.restore();
     await expect(roundTrip(proxy.port, 'pong')).resolves.toBe('pong');

@@ -16,6 +16,7 @@ export class TcpProxy {
   private readonly pairs = new Set<[Socket, Socket]>();
   private isCut = false;
   private isStalled = false;
+  private refused = 0;
   private closing?: Promise<void>;
 
   private constructor(private readonly target: TcpProxyTarget) {
@@ -58,6 +59,11 @@ export class TcpProxy {
     return this.sockets.size;
   }
 
+  /** Connections refused while cut, e.g. to see that a client keeps trying. */
+  get refusedCount(): number {
+    return this.refused;
+  }
+
   /** Resets every live connection and refuses new ones until `restore()`. */
   cut(): void {
     this.isCut = true;
@@ -96,6 +102,7 @@ export class TcpProxy {
   private accept(client: Socket): void {
     client.on('error', () => client.destroy());
     if (this.isCut) {
+      this.refused++;
       client.resetAndDestroy();
       return;
     }
