@@ -1,4 +1,6 @@
-import { type MiddlewareConsumer, Module, type NestModule, RequestMethod } from '@nestjs/common';
+import { Inject, type MiddlewareConsumer, Module, type NestModule, RequestMethod } from '@nestjs/common';
+import { type ConfigType } from '@nestjs/config';
+import { apiConfig } from '@app/config';
 import { APP_FILTER } from '@nestjs/core';
 import { BrokerModule } from '../broker/broker.module';
 import { BearerAuthMiddleware } from './bearer-auth.middleware';
@@ -12,7 +14,11 @@ import { ShardingService } from './sharding.service';
   providers: [ShardingService, { provide: APP_FILTER, useClass: BrokerUnavailableFilter }],
 })
 export class MessageModule implements NestModule {
+  constructor(@Inject(apiConfig.KEY) private readonly api: ConfigType<typeof apiConfig>) {}
+
   configure(consumer: MiddlewareConsumer): void {
+    // Without API_TOKEN there is nothing to check, so no middleware on every request's path.
+    if (this.api.token === undefined) return;
     consumer.apply(BearerAuthMiddleware).forRoutes({ path: 'message', method: RequestMethod.POST });
   }
 }
