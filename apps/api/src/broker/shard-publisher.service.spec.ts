@@ -1,23 +1,27 @@
-import { Subject } from 'rxjs';
 import type { ApiConfig, RabbitmqConfig } from '@app/config';
 import { BrokerUnavailableError, ShardPublisher } from './shard-publisher.service';
 
 const PUBLISH_TIMEOUT_MS = 50;
 
-/** Stands in for ShardPublisherClient: every emit waits for the test to confirm or fail it. */
+interface Dispatch {
+  pattern: string;
+  data: unknown;
+  confirm: () => void;
+  fail: (error: Error) => void;
+}
+
+/** Stands in for ShardPublisherClient: every publish waits for the test to confirm or fail it. */
 class FakeClient {
   ready = true;
-  readonly emits: Subject<void>[] = [];
+  readonly dispatches: Dispatch[] = [];
   readonly close = jest.fn(async () => undefined);
 
   isReady(): boolean {
     return this.ready;
   }
 
-  emit(): Subject<void> {
-    const confirm = new Subject<void>();
-    this.emits.push(confirm);
-    return confirm;
+  dispatchConfirmed(pattern: string, data: unknown): Promise<void> {
+    return new Promise((confirm, fail) => this.dispatches.push({ pattern, data, confirm, fail }));
   }
 }
 
@@ -41,24 +45,35 @@ describe('ShardPublisher', () => {
     await expect(publisher.publish(3, entries)).rejects.toThrow(
       new BrokerUnavailableError('RabbitMQ is not reachable; nothing was published'),
     );
-    expect(client.emits).toHaveLength(0);
+    expect(client.dispatches).toHaveLength(0);
   });
 
-  it('resolves on the confirm', async () => {
+  it('routes to the shard queue a persistent JSON record with the publish timeout, and resolves on the confirm', async () => {
     const published = publisher.publish(3, entries);
-    client.emits[0].complete();
+    expect(client.dispatches).toHaveLength(1);
+    const [{ pattern, data, confirm }] = client.dispatches;
+    expect(pattern).toBe('unit.shard.3');
+    expect(data).toMatchObject({
+      data: { shard: 3, entries },
+      options: { persistent: true, contentType: 'application/json', timeout: PUBLISH_TIMEOUT_MS },
+    });
+    confirm();
     await expect(published).resolves.toBeUndefined();
   });
 
-  it('rejects naming the shard and the wait when no confirm comes within PUBLISH_TIMEOUT_MS', async () => {
-    await expect(publisher.publish(3, entries)).rejects.toThrow(
+  it('rejects naming the shard and the wait when no confirm comes in time', async () => {
+    const published = publisher.publish(3, entries);
+    // amqp-connection-manager's words when its publish timeout passes.
+    client.dispatches[0].fail(new Error('timeout'));
+    await expect(published).rejects.toThrow(
       `RabbitMQ did not confirm the entries of shard 3: no confirm within ${PUBLISH_TIMEOUT_MS} ms`,
     );
   });
 
   it('rejects naming the cause when the broker refuses', async () => {
     const published = publisher.publish(1, entries);
-    client.emits[0].error(new Error('nacked'));
+    client.dispatches[0].fail(new Error('nacked'));
+    await expect(published).rejects.toThrow(BrokerUnavailableError);
     await expect(published).rejects.toThrow('RabbitMQ did not confirm the entries of shard 1: nacked');
   });
 
@@ -68,7 +83,7 @@ describe('ShardPublisher', () => {
     await new Promise((resolve) => setImmediate(resolve));
     expect(client.close).not.toHaveBeenCalled();
 
-    client.emits[0].complete();
+    client.dispatches[0].confirm();
     await closed;
     await expect(published).resolves.toBeUndefined();
     expect(client.close).toHaveBeenCalledTimes(1);

@@ -7,7 +7,6 @@ import {
 } from '@nestjs/common';
 import { type ConfigType } from '@nestjs/config';
 import { RmqRecordBuilder } from '@nestjs/microservices';
-import { TimeoutError, firstValueFrom, timeout } from 'rxjs';
 import { apiConfig, rabbitmqConfig } from '@app/config';
 import type { ShardMessage, WireEntry } from '@app/contracts';
 import { describeError } from '@app/observability';
@@ -82,14 +81,11 @@ export class ShardPublisher implements OnApplicationBootstrap, OnApplicationShut
       throw new BrokerUnavailableError('RabbitMQ is not reachable; nothing was published');
     }
     const record = new RmqRecordBuilder<ShardMessage>({ shard, entries })
-      // `timeout` is amqp-connection-manager's: it also drops the message from its send queue.
+      // `timeout` is amqp-connection-manager's publish timeout: past it the publish rejects with
+      // "timeout" and the message leaves its send queue, whether or not the broker was reached.
       .setOptions({ persistent: true, contentType: 'application/json', timeout: this.api.publishTimeoutMs } as object)
       .build();
-    const pattern = shardQueueName(this.rabbitmq.queuePrefix, shard);
-    const confirmed = firstValueFrom(
-      this.client.emit(pattern, record).pipe(timeout({ first: this.api.publishTimeoutMs })),
-      { defaultValue: undefined },
-    );
+    const confirmed = this.client.dispatchConfirmed(shardQueueName(this.rabbitmq.queuePrefix, shard), record);
     this.inFlight.add(confirmed);
     try {
       await confirmed;
@@ -103,8 +99,7 @@ export class ShardPublisher implements OnApplicationBootstrap, OnApplicationShut
   }
 
   private describe(error: unknown): string {
-    // Both timers (rxjs' and amqp-connection-manager's) run for PUBLISH_TIMEOUT_MS; either may fire first.
-    if (error instanceof TimeoutError || (error instanceof Error && error.message === 'timeout')) {
+    if (error instanceof Error && error.message === 'timeout') {
       return `no confirm within ${this.api.publishTimeoutMs} ms`;
     }
     return describeError(error);
