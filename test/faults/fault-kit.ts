@@ -1,0 +1,340 @@
+import { readFile, readdir, rename, unlink, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import {
+  type Accepted,
+  type BatchFile,
+  Pipeline,
+  type PipelineOptions,
+  TcpProxy,
+  type TestEntry,
+  countIds,
+  readBatchFiles,
+  testBrokerUrl,
+  waitFor,
+} from '@app/testing';
+
+/** `FAULTS_SHORT=1`: fewer faults, smaller loads, a 10 s soak; the same assertions. */
+export const SHORT = process.env.FAULTS_SHORT === '1';
+
+/** The full figure, or the short variant's. */
+export function pick<T>(full: T, short: T): T {
+  return SHORT ? short : full;
+}
+
+/**
+ * `count` valid entries one second apart from `start` seconds after a fixed base, so that every
+ * request reaches every shard; each value is unique (`<label>-<index>`).
+ */
+export function spreadEntries(count: number, label: string, start = 0): TestEntry[] {
+  const base = Date.UTC(2019, 9, 12, 8, 10, 0);
+  return Array.from({ length: count }, (_, i) => ({
+    timestamp: new Date(base + (start + i) * 1000 + ((i * 137) % 1000)).toISOString(),
+    value: `${label}-${i}`,
+  }));
+}
+
+/** One line per case, e.g. `[faults] sigkill: posted=4000 created=4000 duplicates=37`. */
+export function summary(name: string, figures: Record<string, unknown>): void {
+  const text = Object.entries(figures)
+    .map(([key, value]) => `${key}=${typeof value === 'number' && !Number.isInteger(value) ? value.toFixed(2) : String(value)}`)
+    .join(' ');
+  console.log(`[faults${SHORT ? ' short' : ''}] ${name}: ${text}`);
+}
+
+/** What one request of a Load got back. */
+export interface RequestRecord {
+  /** The HTTP status, or 0 when the request failed (refused, reset, or aborted at its deadline). */
+  status: number;
+  startedAt: number;
+  ms: number;
+  entries: TestEntry[];
+  /** The ids of a 201, in request order; empty otherwise. */
+  ids: string[];
+  retryAfter: string | null;
+  error?: string;
+}
+
+export interface LoadOptions {
+  requestsPerSecond: number;
+  entriesPerRequest: number;
+  /** Each request is aborted after this long: a hung request is a recorded failure, not a hung test. */
+  requestTimeoutMs?: number;
+  /** Requests in flight at most; a tick that finds this many is counted as skipped, not queued. */
+  maxInFlight?: number;
+  label?: string;
+}
+
+/**
+ * POSTs `entriesPerRequest` entries `requestsPerSecond` times a second to `<url>/message` until
+ * stopped, recording every answer. Each entry's value is unique (`<label>-<request>-<index>`), so
+ * an entry can be found in the files even when its request got no ids back.
+ */
+export class Load {
+  readonly records: RequestRecord[] = [];
+  skippedTicks = 0;
+  private readonly inFlight = new Set<Promise<void>>();
+  private readonly timer: NodeJS.Timeout;
+  private sequence = 0;
+  private stopping?: Promise<void>;
+
+  private constructor(
+    private readonly url: string,
+    private readonly options: Required<LoadOptions>,
+  ) {
+    this.timer = setInterval(() => this.tick(), 1000 / options.requestsPerSecond);
+  }
+
+  static start(url: string, options: LoadOptions): Load {
+    return new Load(url, { requestTimeoutMs: 10_000, maxInFlight: 100, label: 'load', ...options });
+  }
+
+  /** Stops sending and resolves once every request in flight has its answer; safe to call twice. */
+  stop(): Promise<void> {
+    this.stopping ??= (async () => {
+      clearInterval(this.timer);
+      while (this.inFlight.size > 0) await Promise.all([...this.inFlight]);
+    })();
+    return this.stopping;
+  }
+
+  /** Every request answered 201, as the testing library's Accepted (for shardsById). */
+  get accepted(): Accepted[] {
+    return this.records.filter((r) => r.status === 201).map(({ ids, entries }) => ({ ids, entries }));
+  }
+
+  /** Every id the api answered 201 for. */
+  acceptedIds(): string[] {
+    return this.records.flatMap((r) => r.ids);
+  }
+
+  /** How many requests were answered 201 after `since` (epoch ms). */
+  createdSince(since: number): number {
+    return this.records.filter((r) => r.status === 201 && r.startedAt >= since).length;
+  }
+
+  stats() {
+    const by = (status: number) => this.records.filter((r) => r.status === status).length;
+    const times = this.records.map((r) => r.ms).sort((a, b) => a - b);
+    const at = (q: number) => (times.length === 0 ? 0 : times[Math.min(times.length - 1, Math.floor(q * times.length))]);
+    return {
+      requests: this.records.length,
+      /** Entries sent, whatever the answer. */
+      posted: this.records.reduce((sum, r) => sum + r.entries.length, 0),
+      /** Entries answered 201. */
+      accepted: this.records.reduce((sum, r) => sum + r.ids.length, 0),
+      created: by(201),
+      unavailable: by(503),
+      failed: by(0),
+      other: this.records.filter((r) => ![0, 201, 503].includes(r.status)).length,
+      p50Ms: Math.round(at(0.5)),
+      p99Ms: Math.round(at(0.99)),
+      maxMs: Math.round(times.at(-1) ?? 0),
+    };
+  }
+
+  private tick(): void {
+    if (this.inFlight.size >= this.options.maxInFlight) {
+      this.skippedTicks++;
+      return;
+    }
+    const sequence = ++this.sequence;
+    const entries = spreadEntries(this.options.entriesPerRequest, `${this.options.label}-${sequence}`, sequence);
+    const request = this.send(entries);
+    this.inFlight.add(request);
+    void request.finally(() => this.inFlight.delete(request));
+  }
+
+  private async send(entries: TestEntry[]): Promise<void> {
+    const startedAt = Date.now();
+    const started = performance.now();
+    const record: RequestRecord = { status: 0, startedAt, ms: 0, entries, ids: [], retryAfter: null };
+    try {
+      const response = await fetch(`${this.url}/message`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify(entries),
+        signal: AbortSignal.timeout(this.options.requestTimeoutMs),
+      });
+      const body = (await response.json()) as { ids?: string[] };
+      record.status = response.status;
+      record.retryAfter = response.headers.get('retry-after');
+      if (response.status === 201 && Array.isArray(body.ids)) record.ids = body.ids;
+    } catch (error) {
+      record.error = error instanceof Error ? error.message : String(error);
+    }
+    record.ms = performance.now() - started;
+    this.records.push(record);
+  }
+}
+
+/** How many ids occur more than once, and how many copies beyond the first there are in all. */
+export function duplicates(counts: Map<string, number>): { ids: number; extraCopies: number } {
+  let ids = 0;
+  let extraCopies = 0;
+  for (const count of counts.values()) {
+    if (count > 1) {
+      ids++;
+      extraCopies += count - 1;
+    }
+  }
+  return { ids, extraCopies };
+}
+
+/** Waits until every id of `ids` is in a complete batch file under `dir`; resolves with the files. */
+export async function waitForAllWritten(dir: string, ids: readonly string[], timeoutMs = 60_000): Promise<BatchFile[]> {
+  return waitFor(
+    async () => {
+      const files = await readBatchFiles(dir);
+      const seen = countIds(files);
+      const missing = ids.filter((id) => !seen.has(id)).length;
+      if (missing > 0) throw new Error(`${missing} of ${ids.length} accepted entries not in a file yet`);
+      return files;
+    },
+    { description: `${ids.length} accepted entries in batch files under ${dir}`, timeoutMs, intervalMs: 250 },
+  );
+}
+
+/** Lines in complete batch files under `dir`. */
+export async function writtenLines(dir: string): Promise<number> {
+  return (await readBatchFiles(dir)).reduce((sum, file) => sum + file.lines.length, 0);
+}
+
+/** Complete batch files (`*.jsonl`) under `dir`, at any depth. */
+export async function completeFileCount(dir: string): Promise<number> {
+  const entries = await readdir(dir, { recursive: true, withFileTypes: true });
+  return entries.filter((entry) => entry.isFile() && entry.name.endsWith('.jsonl')).length;
+}
+
+/** The status of GET `<url>/health`, or 0 when it cannot be reached. */
+export async function healthStatus(url: string): Promise<number> {
+  try {
+    return (await fetch(`${url}/health`, { signal: AbortSignal.timeout(2_000) })).status;
+  } catch {
+    return 0;
+  }
+}
+
+/** Waits until GET `<url>/health` answers `status`; resolves with the time it took. */
+export async function waitForHealth(url: string, status: number, what: string, timeoutMs = 20_000): Promise<number> {
+  const started = Date.now();
+  await waitFor(async () => (await healthStatus(url)) === status, {
+    description: `${what} /health to answer ${status}`,
+    timeoutMs,
+    intervalMs: 100,
+  });
+  return Date.now() - started;
+}
+
+export interface WorkersBody {
+  shards: Array<{
+    shard: number;
+    workers: Array<{ id: string; processed: number; state: 'active' | 'retired'; reason: string | null }>;
+  }>;
+}
+
+export async function fetchWorkers(consumerUrl: string): Promise<WorkersBody> {
+  const response = await fetch(`${consumerUrl}/workers`);
+  if (response.status !== 200) throw new Error(`GET /workers answered ${response.status}`);
+  return (await response.json()) as WorkersBody;
+}
+
+/** Holds a fault for its stated duration: the one kind of plain sleep this suite allows. */
+export function holdFault(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/**
+ * Makes `dir` unwritable the way a lost mount does: the folder moves aside and a regular file
+ * takes its path (root ignores permission bits, so chmod would prove nothing). Resolves with the
+ * function that puts the folder back; call it exactly once.
+ */
+export async function breakFolder(dir: string): Promise<{ aside: string; restore: () => Promise<void> }> {
+  const aside = `${dir}.aside`;
+  await rename(dir, aside);
+  await writeFile(dir, 'the output folder is away\n');
+  return {
+    aside,
+    restore: async () => {
+      await unlink(dir);
+      await rename(aside, dir);
+    },
+  };
+}
+
+/** The pid of the built app (`dist/apps/<name>/main.js`) running with `<PORT_VAR>=<port>` in its environment. */
+export async function findAppPid(name: 'api' | 'consumer', port: number): Promise<number> {
+  const variable = name === 'api' ? 'API_PORT' : 'CONSUMER_PORT';
+  const main = join('dist', 'apps', name, 'main.js');
+  for (const entry of await readdir('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const cmdline = await readFile(`/proc/${entry}/cmdline`, 'utf8');
+      if (!cmdline.includes(main)) continue;
+      const environ = (await readFile(`/proc/${entry}/environ`, 'utf8')).split('\0');
+      if (environ.includes(`${variable}=${port}`)) return Number(entry);
+    } catch {
+      // The process ended while we looked: not ours.
+    }
+  }
+  throw new Error(`no ${name} process with ${variable}=${port}`);
+}
+
+/** Resident memory of `pid` in MB, from /proc/<pid>/status (VmRSS). */
+export async function rssMb(pid: number): Promise<number> {
+  const status = await readFile(`/proc/${pid}/status`, 'utf8');
+  const match = /^VmRSS:\s+(\d+) kB$/m.exec(status);
+  if (match === null) throw new Error(`no VmRSS for pid ${pid}`);
+  return Number(match[1]) / 1024;
+}
+
+/** The port of a `http://127.0.0.1:<port>` URL. */
+export function portOf(url: string): number {
+  return Number(new URL(url).port);
+}
+
+/**
+ * What one fault case opens, closed after it whatever happened: the load first, then the proxies,
+ * then the pipeline (its processes, queues and output folder). Each step runs even if one before failed.
+ */
+export class FaultCase {
+  private pipeline?: Pipeline;
+  private load?: Load;
+  private readonly proxies: TcpProxy[] = [];
+
+  async pipelineFor(name: string, options?: PipelineOptions): Promise<Pipeline> {
+    this.pipeline = await Pipeline.create(name, options);
+    return this.pipeline;
+  }
+
+  startLoad(url: string, options: LoadOptions): Load {
+    this.load = Load.start(url, options);
+    return this.load;
+  }
+
+  /** A proxy to the test broker, and the RABBITMQ_URL that goes through it. */
+  async brokerProxy(): Promise<{ proxy: TcpProxy; url: string }> {
+    const proxy = await TcpProxy.forAmqpUrl(testBrokerUrl());
+    this.proxies.push(proxy);
+    return { proxy, url: proxy.amqpUrlFor(testBrokerUrl()) };
+  }
+
+  async dispose(): Promise<void> {
+    const { load, pipeline } = this;
+    const proxies = this.proxies.splice(0);
+    this.load = undefined;
+    this.pipeline = undefined;
+    const failures: unknown[] = [];
+    for (const step of [
+      () => load?.stop(),
+      () => Promise.all(proxies.map((proxy) => proxy.close())),
+      () => pipeline?.dispose(),
+    ]) {
+      try {
+        await step();
+      } catch (error) {
+        failures.push(error);
+      }
+    }
+    if (failures.length > 0) throw new AggregateError(failures, 'cleaning up a fault case failed');
+  }
+}
