@@ -67,7 +67,7 @@ describe('the api when it loses RabbitMQ (e2e)', () => {
       await broker.deleteQueues(prefix, SHARDS);
     });
 
-    it('answers 503 with Retry-After on POST and on /health while cut off, and 201 and 200 once it is back', async () => {
+    it('answers 503 (with Retry-After) to POST and /health while cut off, 201 and 200 once back', async () => {
       expect((await api.post(body('before'))).statusCode).toBe(201);
       await takeQueuedIds(prefix);
 
@@ -139,7 +139,7 @@ describe('the api when it loses RabbitMQ (e2e)', () => {
       }
     });
 
-    it('starts anyway, answers 503 while it keeps trying, and connects by itself once the broker is reachable', async () => {
+    it('starts anyway, answers 503 while it keeps trying, and connects once the broker is reachable', async () => {
       const { prefix, proxy, api } = await startCutOff('api-broker-late', 2);
 
       expect(await api.healthStatus()).toBe(503);

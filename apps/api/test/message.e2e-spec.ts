@@ -11,6 +11,15 @@ const MAX_ENTRIES = 50;
 const MAX_BODY_BYTES = 16_384;
 const BAD_TIMESTAMP = 'timestamp must be an RFC 3339 date-time with a time zone';
 
+interface Rejection {
+  name: string;
+  status: number;
+  headers: Record<string, string>;
+  payload: string;
+  /** The 400's messages, when the case is about them. */
+  messages?: string[];
+}
+
 interface SentEntry {
   timestamp: string;
   value?: string | null;
@@ -75,7 +84,7 @@ describe('POST /message against RabbitMQ (e2e)', () => {
     });
   });
 
-  it('201 puts every entry of concurrent requests in its shard queue exactly once, as persistent entries.v1 messages', async () => {
+  it('201 puts each entry of concurrent requests in its shard queue once, persistent, as entries.v1', async () => {
     const bodies = [entries(23, 'a'), entries(7, 'b'), entries(MAX_ENTRIES, 'c')];
     const responses = await Promise.all(bodies.map((body) => api.post(body, AUTH)));
 
@@ -123,16 +132,24 @@ describe('POST /message against RabbitMQ (e2e)', () => {
     const tooManyInvalid = Array.from({ length: MAX_ENTRIES + 1 }, () => ({ timestamp: 'no' }));
     const oversized = JSON.stringify([{ timestamp: valid[0].timestamp, value: 'x'.repeat(MAX_BODY_BYTES) }]);
 
-    it.each<{ name: string; status: number; headers: Record<string, string>; payload: string; messages?: string[] }>([
-      { name: 'no bearer token', status: 401, headers: {}, payload: JSON.stringify(valid) },
-      { name: 'a wrong bearer token', status: 401, headers: { authorization: 'Bearer nope' }, payload: JSON.stringify(valid) },
-      { name: 'no token, even when the body is not JSON', status: 401, headers: { 'content-type': 'text/plain' }, payload: 'x' },
-      { name: 'no token, even when the body is too large', status: 401, headers: {}, payload: oversized },
-      { name: 'text/plain', status: 415, headers: { ...AUTH, 'content-type': 'text/plain' }, payload: JSON.stringify(valid) },
-      { name: 'a form', status: 415, headers: { ...AUTH, 'content-type': 'application/x-www-form-urlencoded' }, payload: 'a=1' },
-      { name: 'no content type', status: 415, headers: { ...AUTH, 'content-type': '' }, payload: JSON.stringify(valid) },
+    const json = JSON.stringify(valid);
+    const form = 'application/x-www-form-urlencoded';
+
+    it.each<Rejection>([
+      { name: 'no bearer token', status: 401, headers: {}, payload: json },
+      { name: 'a wrong bearer token', status: 401, headers: { authorization: 'Bearer nope' }, payload: json },
+      { name: 'no token, even when not JSON', status: 401, headers: { 'content-type': 'text/plain' }, payload: 'x' },
+      { name: 'no token, even when too large', status: 401, headers: {}, payload: oversized },
+      { name: 'text/plain', status: 415, headers: { ...AUTH, 'content-type': 'text/plain' }, payload: json },
+      { name: 'a form', status: 415, headers: { ...AUTH, 'content-type': form }, payload: 'a=1' },
+      { name: 'no content type', status: 415, headers: { ...AUTH, 'content-type': '' }, payload: json },
       { name: 'a body over MAX_BODY_BYTES', status: 413, headers: AUTH, payload: oversized },
-      { name: 'more than MAX_ENTRIES entries, before their faults', status: 413, headers: AUTH, payload: JSON.stringify(tooManyInvalid) },
+      {
+        name: 'more than MAX_ENTRIES entries, before their faults',
+        status: 413,
+        headers: AUTH,
+        payload: JSON.stringify(tooManyInvalid),
+      },
       { name: 'malformed JSON', status: 400, headers: AUTH, payload: '[{"timestamp":' },
       { name: 'a JSON object', status: 400, headers: AUTH, payload: JSON.stringify(valid[0]) },
       { name: 'an empty array', status: 400, headers: AUTH, payload: '[]' },

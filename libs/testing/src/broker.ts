@@ -1,5 +1,12 @@
 import { randomBytes } from 'node:crypto';
-import { type Channel, type ChannelModel, type GetMessage, IllegalOperationError, type Options, connect } from 'amqplib';
+import {
+  type Channel,
+  type ChannelModel,
+  type GetMessage,
+  IllegalOperationError,
+  type Options,
+  connect,
+} from 'amqplib';
 import { readRabbitmqConfig } from '@app/config';
 import { redactUrl } from '@app/rabbitmq';
 import { allShardQueueNames, deadLetterQueueName } from '@app/sharding';

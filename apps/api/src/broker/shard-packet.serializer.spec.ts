@@ -8,7 +8,8 @@ describe('ShardPacketSerializer', () => {
   const serializer = new ShardPacketSerializer();
 
   it('puts ENTRIES_PATTERN on the wire, not the routing key, and passes the record options beside it', () => {
-    const record = new RmqRecordBuilder(message).setOptions({ persistent: true, contentType: 'application/json' }).build();
+    const options = { persistent: true, contentType: 'application/json' };
+    const record = new RmqRecordBuilder(message).setOptions(options).build();
     expect(serializer.serialize({ pattern: 'orders.shard.2', data: record })).toEqual({
       pattern: ENTRIES_PATTERN,
       data: message,

@@ -48,7 +48,7 @@ describe('ShardPublisher', () => {
     expect(client.dispatches).toHaveLength(0);
   });
 
-  it('routes to the shard queue a persistent JSON record with the publish timeout, and resolves on the confirm', async () => {
+  it('sends a persistent JSON record with the publish timeout to the shard queue, resolving on confirm', async () => {
     const published = publisher.publish(3, entries);
     expect(client.dispatches).toHaveLength(1);
     const [{ pattern, data, confirm }] = client.dispatches;

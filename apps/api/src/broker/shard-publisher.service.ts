@@ -90,9 +90,8 @@ export class ShardPublisher implements OnApplicationBootstrap, OnApplicationShut
     try {
       await confirmed;
     } catch (error) {
-      throw new BrokerUnavailableError(`RabbitMQ did not confirm the entries of shard ${shard}: ${this.describe(error)}`, {
-        cause: error,
-      });
+      const message = `RabbitMQ did not confirm the entries of shard ${shard}: ${this.describe(error)}`;
+      throw new BrokerUnavailableError(message, { cause: error });
     } finally {
       this.inFlight.delete(confirmed);
     }

@@ -84,7 +84,11 @@ describe('EntriesValidationPipe', () => {
       ['an array value', { timestamp: VALID, value: ['x'] }, '0.value must be a string'],
       ['an extra property', { timestamp: VALID, id: 'mine' }, '0.property id should not exist'],
       ['a property named like a method', { timestamp: VALID, toString: 'x' }, '0.property toString should not exist'],
-      ['a property named constructor', { timestamp: VALID, constructor: 'x' }, '0.property constructor should not exist'],
+      [
+        'a property named constructor',
+        { timestamp: VALID, constructor: 'x' },
+        '0.property constructor should not exist',
+      ],
     ])('%s', (_case, entry, message) => {
       expect(rejection([entry])).toEqual({ status: HttpStatus.BAD_REQUEST, message: [message] });
     });

@@ -33,7 +33,9 @@ export class EntriesValidationPipe implements PipeTransform<unknown, CreateEntry
   constructor(@Inject(apiConfig.KEY) private readonly config: ConfigType<typeof apiConfig>) {
     this.fastCheck = compileDtoFastCheck(CreateEntryDto);
     if (this.fastCheck === undefined) {
-      this.logger.warn('CreateEntryDto has rules the fast check does not mirror; every entry goes through class-validator');
+      this.logger.warn(
+        'CreateEntryDto has rules the fast check does not mirror; every entry goes through class-validator',
+      );
     }
   }
 
