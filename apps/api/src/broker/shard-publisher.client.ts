@@ -10,6 +10,7 @@ import { assertTopology, type TopologyOptions } from '@app/rabbitmq';
 export class ShardPublisherClient extends ClientRMQ {
   private readonly channelLogger = new Logger(ShardPublisherClient.name);
   private ready = false;
+  private closing = false;
 
   constructor(
     options: Required<RmqOptions>['options'],
@@ -34,9 +35,17 @@ export class ShardPublisherClient extends ClientRMQ {
     const created = super.createChannel();
     this.channel?.on('error', (error: Error) => {
       this.ready = false;
-      this.channelLogger.error(`cannot publish: ${error.message}`);
+      // Closing mid-declaration fails the pending declarations ("Channel ended"): nothing to report.
+      if (!this.closing) this.channelLogger.error(`cannot publish: ${error.message}`);
     });
     return created;
+  }
+
+  /** Unready from the start of the close, so nothing publishes on a channel going away. */
+  override async close(): Promise<void> {
+    this.closing = true;
+    this.ready = false;
+    await super.close();
   }
 
   /**
