@@ -11,7 +11,7 @@
  *     [--compare <main.js>]  # also measure another build of the api, e.g. of an older commit
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import autocannon from 'autocannon';
@@ -19,7 +19,11 @@ import { readRabbitmqConfig } from '@app/config';
 import { TestBroker, freePort, testPrefix, waitFor } from '@app/testing';
 
 const ROOT = join(__dirname, '..');
-const API_MAIN = join(ROOT, 'dist/apps/api/main.js');
+const API_BUILD = join(ROOT, 'dist/apps/api/main.js');
+// The run uses a copy of the build, so a rebuild meanwhile (npm test builds) cannot pull it away.
+// It stays inside the repository (.tmp/ is ignored), where its node_modules resolve.
+const SNAPSHOT_DIR = join(ROOT, '.tmp', `bench-api-${process.pid}`);
+const API_MAIN = join(SNAPSHOT_DIR, 'main.js');
 
 interface Target {
   name: string;
@@ -125,10 +129,13 @@ async function measure(target: Target, broker: TestBroker, body: string): Promis
     stdio: ['ignore', 'inherit', 'inherit'],
   });
   try {
-    await waitFor(
-      async () => child.exitCode === null && (await fetch(`${url}/health`)).status === 200,
+    let exitCode: number | null = null;
+    child.once('exit', (code) => (exitCode = code ?? -1));
+    const outcome = await waitFor(
+      async () => (exitCode !== null ? 'exited' : (await fetch(`${url}/health`)).status === 200 && 'healthy'),
       { description: `${target.name} to answer /health with 200`, timeoutMs: 30_000, intervalMs: 100 },
     );
+    if (outcome === 'exited') throw new Error(`${target.name} exited with code ${exitCode} before it was healthy`);
     await load(url, body, WARMUP_S);
     const cpuBefore = cpuSeconds(child.pid);
     const result = await load(url, body, DURATION_S);
@@ -161,7 +168,9 @@ function mean(values: number[]): number {
 }
 
 async function main(): Promise<void> {
-  if (!existsSync(API_MAIN)) throw new Error(`${API_MAIN} is missing: run \`npx nest build api\` first`);
+  if (!existsSync(API_BUILD)) throw new Error(`${API_BUILD} is missing: run \`npx nest build api\` first`);
+  mkdirSync(SNAPSHOT_DIR, { recursive: true });
+  copyFileSync(API_BUILD, API_MAIN);
   const all = args.compare === undefined ? TARGETS : [{ name: 'compare', nodeArgs: [args.compare] }, ...TARGETS];
   const targets = all.filter((target) => args.only === undefined || target.name === args.only);
   const broker = await TestBroker.connect();
@@ -186,6 +195,7 @@ async function main(): Promise<void> {
     }
   } finally {
     await broker.close();
+    rmSync(SNAPSHOT_DIR, { recursive: true, force: true });
   }
   const perTarget = new Map(
     targets.map(({ name }) => {
