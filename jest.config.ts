@@ -10,7 +10,11 @@ const config: Config = {
   testRegex: String.raw`\.(spec|e2e-spec)\.ts$`,
   transform: { '^.+\\.ts$': ['ts-jest', { tsconfig: '<rootDir>/tsconfig.json' }] },
   // Path aliases come from tsconfig.json, never copied by hand.
-  moduleNameMapper: pathsToModuleNameMapper(compilerOptions.paths, { prefix: '<rootDir>/' }),
+  moduleNameMapper: {
+    ...pathsToModuleNameMapper(compilerOptions.paths, { prefix: '<rootDir>/' }),
+    // ESM-only below it, which Jest cannot load on Node 20; see the stub for what that costs.
+    '^@fastify/static$': '<rootDir>/libs/testing/stubs/fastify-static.js',
+  },
   collectCoverageFrom: ['apps/*/src/**/*.ts', 'libs/*/src/**/*.ts'],
   coverageDirectory: 'coverage',
   // End-to-end tests start real processes against the real broker; give them room.

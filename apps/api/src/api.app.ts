@@ -4,13 +4,14 @@ import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fa
 import { type ApiConfig, type RuntimeConfig } from '@app/config';
 import { createLogger } from '@app/observability';
 import { AppModule } from './app.module';
+import { serveOpenApi } from './docs/openapi';
 
 /**
  * Builds the api exactly as `main.ts` runs it (tests use it too): Fastify with the body limit,
- * and JSON as the only accepted body.
+ * JSON as the only accepted body, and the OpenAPI description at /docs.
  */
 export async function createApiApp(
-  api: Pick<ApiConfig, 'maxBodyBytes'>,
+  api: Pick<ApiConfig, 'maxBodyBytes' | 'maxEntries'>,
   runtime: Pick<RuntimeConfig, 'logFormat' | 'logLevel'>,
 ): Promise<NestFastifyApplication> {
   const adapter = new FastifyAdapter({ bodyLimit: api.maxBodyBytes });
@@ -24,5 +25,6 @@ export async function createApiApp(
     bodyParser: false,
   });
   app.useGlobalPipes(new ValidationPipe({ whitelist: true, forbidNonWhitelisted: true, transform: true }));
+  serveOpenApi(app, api);
   return app;
 }

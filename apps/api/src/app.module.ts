@@ -3,10 +3,12 @@ import { ConfigModule } from '@nestjs/config';
 import { apiConfig, rabbitmqConfig, runtimeConfig } from '@app/config';
 import { HealthModule } from './health/health.module';
 import { MessageModule } from './message/message.module';
+import { ApiMetricsModule } from './metrics/api-metrics.module';
 
 @Module({
   imports: [
     ConfigModule.forRoot({ isGlobal: true, ignoreEnvFile: true, load: [rabbitmqConfig, apiConfig, runtimeConfig] }),
+    ApiMetricsModule,
     MessageModule,
     HealthModule,
   ],

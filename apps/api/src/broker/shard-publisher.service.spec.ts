@@ -1,3 +1,5 @@
+import { Registry } from 'prom-client';
+import { ApiMetrics } from '../metrics/api.metrics';
 import type { ApiConfig, RabbitmqConfig } from '@app/config';
 import { BrokerUnavailableError, ShardPublisher } from './shard-publisher.service';
 
@@ -33,6 +35,7 @@ describe('ShardPublisher', () => {
     publisher = new ShardPublisher(
       { url: 'amqp://127.0.0.1:1', shardsCount: 5, queuePrefix: 'unit', queueType: 'classic' } as RabbitmqConfig,
       { publishTimeoutMs: PUBLISH_TIMEOUT_MS } as ApiConfig,
+      new ApiMetrics(new Registry()),
     );
     client = new FakeClient();
     Object.defineProperty(publisher, 'client', { value: client });

@@ -12,6 +12,7 @@ import type { ShardMessage, WireEntry } from '@app/contracts';
 import { describeError } from '@app/observability';
 import { BrokerOutageLog, HEARTBEAT_SECONDS, RECONNECT_SECONDS, SHARD_EXCHANGE } from '@app/rabbitmq';
 import { shardQueueName } from '@app/sharding';
+import { ApiMetrics } from '../metrics/api.metrics';
 import { ShardPacketSerializer } from './shard-packet.serializer';
 import { ShardPublisherClient } from './shard-publisher.client';
 
@@ -35,6 +36,7 @@ export class ShardPublisher implements OnApplicationBootstrap, OnApplicationShut
   constructor(
     @Inject(rabbitmqConfig.KEY) private readonly rabbitmq: ConfigType<typeof rabbitmqConfig>,
     @Inject(apiConfig.KEY) private readonly api: ConfigType<typeof apiConfig>,
+    private readonly metrics: ApiMetrics,
   ) {
     this.client = new ShardPublisherClient(
       {
@@ -53,8 +55,17 @@ export class ShardPublisher implements OnApplicationBootstrap, OnApplicationShut
       rabbitmq,
     );
     this.outage = new BrokerOutageLog(this.logger, rabbitmq.url, 'answering 503');
-    this.client.on('connect', () => this.outage.restored());
-    this.client.on('disconnect', ((event?: { err?: unknown }) => this.outage.lost(event?.err)) as () => void);
+    let connectedBefore = false;
+    this.client.on('connect', () => {
+      this.outage.restored();
+      metrics.brokerConnected.set(1);
+      if (connectedBefore) metrics.brokerReconnects.inc();
+      connectedBefore = true;
+    });
+    this.client.on('disconnect', ((event?: { err?: unknown }) => {
+      metrics.brokerConnected.set(0);
+      this.outage.lost(event?.err);
+    }) as () => void);
   }
 
   onApplicationBootstrap(): void {
@@ -87,9 +98,12 @@ export class ShardPublisher implements OnApplicationBootstrap, OnApplicationShut
       .build();
     const confirmed = this.client.dispatchConfirmed(shardQueueName(this.rabbitmq.queuePrefix, shard), record);
     this.inFlight.add(confirmed);
+    const timer = this.metrics.publishConfirmSeconds.startTimer();
     try {
       await confirmed;
+      timer({ outcome: 'confirmed' });
     } catch (error) {
+      timer({ outcome: 'failed' });
       const message = `RabbitMQ did not confirm the entries of shard ${shard}: ${this.describe(error)}`;
       throw new BrokerUnavailableError(message, { cause: error });
     } finally {

@@ -3,13 +3,14 @@ import { type ConfigType } from '@nestjs/config';
 import { apiConfig } from '@app/config';
 import { APP_FILTER } from '@nestjs/core';
 import { BrokerModule } from '../broker/broker.module';
+import { ApiMetricsModule } from '../metrics/api-metrics.module';
 import { BearerAuthMiddleware } from './bearer-auth.middleware';
 import { BrokerUnavailableFilter } from './broker-unavailable.filter';
 import { MessageController } from './message.controller';
 import { ShardingService } from './sharding.service';
 
 @Module({
-  imports: [BrokerModule],
+  imports: [BrokerModule, ApiMetricsModule],
   controllers: [MessageController],
   providers: [ShardingService, { provide: APP_FILTER, useClass: BrokerUnavailableFilter }],
 })

@@ -1,3 +1,5 @@
+import { Registry } from 'prom-client';
+import { ApiMetrics } from '../metrics/api.metrics';
 import type { RabbitmqConfig } from '@app/config';
 import type { CreateEntryDto, WireEntry } from '@app/contracts';
 import { shardOf } from '@app/sharding';
@@ -29,10 +31,16 @@ function entry(second: number, value?: string | null): CreateEntryDto {
 describe('ShardingService', () => {
   let publisher: FakePublisher;
   let service: ShardingService;
+  let metrics: ApiMetrics;
 
   beforeEach(() => {
     publisher = new FakePublisher();
-    service = new ShardingService({ shardsCount: SHARDS } as RabbitmqConfig, publisher as unknown as ShardPublisher);
+    metrics = new ApiMetrics(new Registry());
+    service = new ShardingService(
+      { shardsCount: SHARDS } as RabbitmqConfig,
+      publisher as unknown as ShardPublisher,
+      metrics,
+    );
   });
 
   /** Accepts `entries` with every publish confirmed, and returns the answer. */
@@ -53,6 +61,7 @@ describe('ShardingService', () => {
     expect(new Set(ids).size).toBe(4);
     const published = new Map(publisher.calls.flatMap(({ entries: wire }) => wire.map((w) => [w.id, w])));
     expect(ids.map((id) => published.get(id)?.timestamp)).toEqual(entries.map(({ timestamp }) => timestamp));
+    expect((await metrics.entriesAccepted.get()).values[0].value).toBe(4);
   });
 
   it('publishes one message per shard with entries, holding that shard\'s entries in request order', async () => {
@@ -106,5 +115,6 @@ describe('ShardingService', () => {
     publisher.calls[2].confirm();
 
     await expect(accepted).rejects.toBe(refusal);
+    expect((await metrics.entriesAccepted.get()).values[0]?.value ?? 0).toBe(0);
   });
 });

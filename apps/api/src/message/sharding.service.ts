@@ -5,6 +5,7 @@ import { rabbitmqConfig } from '@app/config';
 import type { CreateEntryDto, WireEntry } from '@app/contracts';
 import { shardOf } from '@app/sharding';
 import { ShardPublisher } from '../broker/shard-publisher.service';
+import { ApiMetrics } from '../metrics/api.metrics';
 
 export interface AcceptedEntries {
   accepted: number;
@@ -17,6 +18,7 @@ export class ShardingService {
   constructor(
     @Inject(rabbitmqConfig.KEY) private readonly rabbitmq: ConfigType<typeof rabbitmqConfig>,
     private readonly publisher: ShardPublisher,
+    private readonly metrics: ApiMetrics,
   ) {}
 
   /** Resolves once the broker has confirmed every shard message; ids are in request order. */
@@ -33,6 +35,7 @@ export class ShardingService {
     });
     // Shards publish concurrently: one confirm round-trip per request, not per shard.
     await Promise.all([...byShard].map(([shard, group]) => this.publisher.publish(shard, group)));
+    this.metrics.entriesAccepted.inc(ids.length);
     return { accepted: ids.length, ids };
   }
 }
