@@ -1,5 +1,5 @@
 import { countIds, waitFor } from '@app/testing';
-import { FaultCase, type Load, SHORT, duplicates, holdFault, pick, summary, waitForAllWritten, waitForHealth } from './fault-kit';
+import { CASE_TIMEOUT_MS, FaultCase, type Load, SHORT, duplicates, holdFault, pick, summary, waitForAllWritten, waitForHealth } from './fault-kit';
 
 const PUBLISH_TIMEOUT_MS = 1_000;
 /** What a request may take beyond PUBLISH_TIMEOUT_MS: the HTTP round trip on a busy 2-core box. */
@@ -87,7 +87,7 @@ describe('the broker goes away while clients keep posting', () => {
     expect(api.app.running && consumer.app.running).toBe(true);
     expect(api.app.logs).toContain('connected to RabbitMQ again');
     expect(consumer.app.logs).toContain('connected to RabbitMQ again');
-  }, 90_000);
+  }, CASE_TIMEOUT_MS);
 
   it("the api's broker stops answering without closing: 503 within PUBLISH_TIMEOUT_MS, recovery once it answers", async () => {
     // Long enough, in the full run, for the 5 s heartbeats to declare the connection dead (about 15 s).
@@ -147,5 +147,5 @@ describe('the broker goes away while clients keep posting', () => {
     expect(unconfirmable.filter((r) => r.status !== 503)).toEqual([]);
     expect(ids.every((id) => counts.has(id))).toBe(true);
     expect(api.app.running).toBe(true);
-  }, 90_000);
+  }, CASE_TIMEOUT_MS);
 });

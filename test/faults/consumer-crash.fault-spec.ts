@@ -1,5 +1,5 @@
 import { countIds, waitFor } from '@app/testing';
-import { FaultCase, duplicates, pick, summary, waitForAllWritten, writtenLines } from './fault-kit';
+import { CASE_TIMEOUT_MS, FaultCase, duplicates, pick, summary, waitForAllWritten, writtenLines } from './fault-kit';
 
 const RATE = { requestsPerSecond: 20, entriesPerRequest: 10 };
 // A small prefetch and quick partial flushes keep deliveries in every state when the signal comes:
@@ -54,7 +54,7 @@ describe('the consumer dies or is stopped mid-stream while the api keeps accepti
     expect(ids.every((id) => counts.has(id))).toBe(true);
     // Files hold nothing the api did not accept.
     expect(counts.size).toBe(ids.length);
-  }, 90_000);
+  }, CASE_TIMEOUT_MS);
 
   it('SIGTERM and a restart: exit code 0, every entry exactly once', async () => {
     const pipeline = await run.pipelineFor('faults-sigterm');
@@ -93,5 +93,5 @@ describe('the consumer dies or is stopped mid-stream while the api keeps accepti
     expect(dup.ids).toBe(0);
     expect(counts.size).toBe(ids.length);
     expect(ids.every((id) => counts.get(id) === 1)).toBe(true);
-  }, 90_000);
+  }, CASE_TIMEOUT_MS);
 });

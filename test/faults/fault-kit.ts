@@ -33,6 +33,12 @@ export function spreadEntries(count: number, label: string, start = 0): TestEntr
   }));
 }
 
+/**
+ * A case's jest timeout: well above the deadline of any one wait in it, so that a stuck case fails
+ * on the wait that names what did not happen rather than on jest's anonymous timeout.
+ */
+export const CASE_TIMEOUT_MS = 120_000;
+
 /** One line per case, e.g. `[faults] sigkill: posted=4000 created=4000 duplicates=37`. */
 export function summary(name: string, figures: Record<string, unknown>): void {
   const text = Object.entries(figures)
@@ -181,7 +187,7 @@ export function duplicates(counts: Map<string, number>): { ids: number; extraCop
 }
 
 /** Waits until every id of `ids` is in a complete batch file under `dir`; resolves with the files. */
-export async function waitForAllWritten(dir: string, ids: readonly string[], timeoutMs = 60_000): Promise<BatchFile[]> {
+export async function waitForAllWritten(dir: string, ids: readonly string[], timeoutMs = 30_000): Promise<BatchFile[]> {
   return waitFor(
     async () => {
       const files = await readBatchFiles(dir);
@@ -236,6 +242,19 @@ export async function fetchWorkers(consumerUrl: string): Promise<WorkersBody> {
   const response = await fetch(`${consumerUrl}/workers`);
   if (response.status !== 200) throw new Error(`GET /workers answered ${response.status}`);
   return (await response.json()) as WorkersBody;
+}
+
+/** Resolves or rejects with `work`, or rejects naming `description` once `ms` have passed. */
+export async function withDeadline<T>(work: Promise<T>, ms: number, description: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${description}`)), ms);
+  });
+  try {
+    return await Promise.race([work, deadline]);
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 /** Holds a fault for its stated duration: the one kind of plain sleep this suite allows. */

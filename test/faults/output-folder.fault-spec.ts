@@ -1,5 +1,6 @@
 import { countIds, fetchMetrics, metricValue, waitFor } from '@app/testing';
 import {
+  CASE_TIMEOUT_MS,
   FaultCase,
   breakFolder,
   completeFileCount,
@@ -88,5 +89,5 @@ describe('the output folder becomes unwritable mid-stream, then writable again',
     expect(failures).toBeGreaterThan(0);
     expect(ids.every((id) => counts.has(id))).toBe(true);
     expect(consumer.app.running).toBe(true);
-  }, 90_000);
+  }, CASE_TIMEOUT_MS);
 });

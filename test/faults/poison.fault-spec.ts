@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { ENTRIES_PATTERN } from '@app/contracts';
 import { deadLetterQueueName, shardOf, shardQueueName } from '@app/sharding';
 import { countIds, fetchMetrics, metricValue, waitFor } from '@app/testing';
-import { FaultCase, pick, summary, waitForAllWritten } from './fault-kit';
+import { CASE_TIMEOUT_MS, FaultCase, pick, summary, waitForAllWritten, withDeadline } from './fault-kit';
 
 const SHARDS = 5;
 
@@ -57,7 +57,9 @@ describe('poison deliveries straight into the shard queues, mid-stream', () => {
     await waitFor(() => load.stats().created >= 20, { description: '20 requests answered 201 before the poison' });
 
     const deliveries = poison();
-    for (const { shard, body } of deliveries) await broker.publishRaw(shardQueueName(prefix, shard), body);
+    for (const { shard, what, body } of deliveries) {
+      await withDeadline(broker.publishRaw(shardQueueName(prefix, shard), body), 10_000, `the broker to confirm ${what}`);
+    }
     const poisonedAt = Date.now();
     const deadLetter = deadLetterQueueName(prefix);
     await waitFor(async () => (await broker.count(deadLetter)) >= deliveries.length, {
@@ -97,5 +99,5 @@ describe('poison deliveries straight into the shard queues, mid-stream', () => {
       expect(files.some((file) => file.shard === shard)).toBe(true);
     }
     expect(consumer.app.running).toBe(true);
-  }, 60_000);
+  }, CASE_TIMEOUT_MS);
 });

@@ -1,5 +1,5 @@
 import { countIds, fetchMetrics, metricValue, waitFor } from '@app/testing';
-import { FaultCase, duplicates, fetchWorkers, pick, summary, waitForAllWritten } from './fault-kit';
+import { CASE_TIMEOUT_MS, FaultCase, duplicates, fetchWorkers, pick, summary, waitForAllWritten } from './fault-kit';
 
 const WORKER_TIMEOUT_MS = 300;
 const STALL_EVERY = 7;
@@ -64,5 +64,5 @@ describe('a batch write stalls past WORKER_TIMEOUT_MS (FAULT_SINK_STALL_EVERY)',
     }
     expect(ids.every((id) => counts.get(id) === 1)).toBe(true);
     expect(counts.size).toBe(ids.length);
-  }, 90_000);
+  }, CASE_TIMEOUT_MS);
 });

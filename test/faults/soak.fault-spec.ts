@@ -1,5 +1,5 @@
 import { countIds } from '@app/testing';
-import { FaultCase, duplicates, findAppPid, holdFault, pick, portOf, rssMb, summary, waitForAllWritten } from './fault-kit';
+import { CASE_TIMEOUT_MS, FaultCase, duplicates, findAppPid, holdFault, pick, portOf, rssMb, summary, waitForAllWritten } from './fault-kit';
 
 const RATE = { requestsPerSecond: 20, entriesPerRequest: 10 };
 const DURATION_S = pick(60, 10);
@@ -111,5 +111,5 @@ describe(`a ${DURATION_S} s soak at ${RATE.requestsPerSecond * RATE.entriesPerRe
     expect(memory.api.last).toBeLessThanOrEqual(MAX_GROWTH * memory.api.base);
     expect(memory.consumer.last).toBeLessThanOrEqual(MAX_GROWTH * memory.consumer.base);
     expect(api.app.running && consumer.app.running).toBe(true);
-  }, (DURATION_S + 60) * 1_000);
+  }, DURATION_S * 1_000 + CASE_TIMEOUT_MS);
 });
