@@ -103,6 +103,8 @@ const validValue: fc.Arbitrary<{ value?: string | null }> = fc.oneof(
   fc.string({ maxLength: 40 }).map((value) => ({ value })),
   fc.string({ unit: 'grapheme', maxLength: 40 }).map((value) => ({ value })),
   fc.string({ unit: 'binary', maxLength: 40 }).map((value) => ({ value })),
+  // Lone surrogates: JSON.stringify escapes them (\ud800), and they are strings all the same.
+  fc.constantFrom('\uD800', 'a\uDFFFb', '\uDBFF\uDBFF').map((value) => ({ value })),
 );
 
 const validEntry: fc.Arbitrary<Candidate> = fc
