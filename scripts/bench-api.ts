@@ -117,6 +117,9 @@ async function stop(child: ChildProcess): Promise<void> {
   clearTimeout(timer);
 }
 
+/** The server being measured, for an interrupted run to stop it and delete its queues. */
+let current: { child: ChildProcess; prefix: string; broker: TestBroker } | undefined;
+
 async function measure(target: Target, broker: TestBroker, body: string): Promise<Figures> {
   const { shardsCount } = readRabbitmqConfig();
   const prefix = testPrefix(`bench-${target.name}`);
@@ -128,6 +131,7 @@ async function measure(target: Target, broker: TestBroker, body: string): Promis
     env: { ...process.env, QUEUE_PREFIX: prefix, API_HOST: '127.0.0.1', API_PORT: String(port), LOG_LEVEL: 'warn' },
     stdio: ['ignore', 'inherit', 'inherit'],
   });
+  current = { child, prefix, broker };
   try {
     let exitCode: number | null = null;
     child.once('exit', (code) => (exitCode = code ?? -1));
@@ -154,9 +158,20 @@ async function measure(target: Target, broker: TestBroker, body: string): Promis
       messagesQueued: Object.values(counts).reduce((sum, count) => sum + count, 0),
     };
   } finally {
+    current = undefined;
     await stop(child);
     await broker.deleteQueues(prefix, shardsCount);
   }
+}
+
+/** On Ctrl-C or SIGTERM: no orphaned server, no full queues, no snapshot left behind. */
+async function interrupted(signal: NodeJS.Signals): Promise<void> {
+  console.error(`benchmark interrupted by ${signal}; cleaning up`);
+  rmSync(SNAPSHOT_DIR, { recursive: true, force: true });
+  if (current === undefined) return;
+  const { child, prefix, broker } = current;
+  child.kill('SIGKILL');
+  await broker.deleteQueues(prefix, readRabbitmqConfig().shardsCount);
 }
 
 function formatRate(perSecond: number): string {
@@ -211,6 +226,18 @@ async function main(): Promise<void> {
     if (name === 'baseline' || baseline === undefined) continue;
     console.log(`${name} / baseline = ${((100 * entriesPerSecond) / baseline).toFixed(1)} % (target: at least 70 %)`);
   }
+}
+
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(signal, () => {
+    interrupted(signal).then(
+      () => process.exit(130),
+      (error: unknown) => {
+        console.error('cleaning up failed:', error);
+        process.exit(130);
+      },
+    );
+  });
 }
 
 main().catch((error: unknown) => {
