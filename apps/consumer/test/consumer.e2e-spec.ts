@@ -3,50 +3,21 @@ import { join } from 'node:path';
 import { ENTRIES_PATTERN } from '@app/contracts';
 import { shardOf, shardQueueName, deadLetterQueueName } from '@app/sharding';
 import {
-  type Accepted,
   Pipeline,
   TcpProxy,
   countIds,
   fetchMetrics,
   freePort,
   metricValue,
-  makeEntries,
-  postEntries,
-  readBatchFiles,
+  postMany,
   shardsById,
+  waitForAllWritten,
+  writtenCount,
   testBrokerUrl,
   waitFor,
 } from '@app/testing';
 
 const BATCH_SIZE = 5;
-
-async function postMany(apiUrl: string, requests: number, perRequest: number): Promise<Accepted[]> {
-  const accepted: Accepted[] = [];
-  for (let i = 0; i < requests; i += 10) {
-    const wave = Array.from({ length: Math.min(10, requests - i) }, (_, j) =>
-      postEntries(apiUrl, makeEntries(perRequest, `r${i + j}`)),
-    );
-    accepted.push(...(await Promise.all(wave)));
-  }
-  return accepted;
-}
-
-/** Waits until every expected id is in a complete file; returns the files. */
-async function waitForAllWritten(dir: string, expected: Map<string, number>, timeoutMs = 60_000) {
-  return waitFor(
-    async () => {
-      const files = await readBatchFiles(dir);
-      const seen = countIds(files);
-      const missing = [...expected.keys()].filter((id) => !seen.has(id)).length;
-      return missing === 0 ? files : false;
-    },
-    { description: `${expected.size} entries in batch files under ${dir}`, timeoutMs, intervalMs: 200 },
-  );
-}
-
-async function writtenCount(dir: string): Promise<number> {
-  return (await readBatchFiles(dir)).reduce((sum, file) => sum + file.lines.length, 0);
-}
 
 describe('consumer end to end (real api, consumer, RabbitMQ and disk)', () => {
   let pipeline: Pipeline;
@@ -64,7 +35,7 @@ describe('consumer end to end (real api, consumer, RabbitMQ and disk)', () => {
     const accepted = await postMany(api.url, 20, 50);
     const expected = shardsById(accepted, pipeline.shardsCount);
     expect(expected.size).toBe(1000);
-    const files = await waitForAllWritten(pipeline.dir, expected);
+    const files = await waitForAllWritten(pipeline.dir, expected.keys());
 
     const counts = countIds(files);
     expect([...counts.values()].every((count) => count === 1)).toBe(true);
@@ -119,43 +90,34 @@ describe('consumer end to end (real api, consumer, RabbitMQ and disk)', () => {
     expect(finals[0].workers).toEqual(expect.arrayContaining([expect.objectContaining({ state: 'retired', reason: 'shutdown' })]));
   });
 
-  it('loses and duplicates nothing across a SIGTERM mid-stream and a restart', async () => {
-    pipeline = await Pipeline.create('sigterm');
+  /** A backlog of 4,000 entries, a consumer stopped by `signal` mid-stream, and a second one to finish. */
+  async function interruptMidStream(name: string, signal: 'SIGTERM' | 'SIGKILL') {
+    pipeline = await Pipeline.create(name);
     const api = await pipeline.startApi();
     const expected = shardsById(await postMany(api.url, 40, 100), pipeline.shardsCount);
-
     // A small prefetch keeps most of the backlog in the queue when the signal comes.
     const first = await pipeline.startConsumer({ PREFETCH: '3' });
     await waitFor(async () => (await writtenCount(pipeline.dir)) >= 300, {
       description: 'the first consumer to write some entries',
       timeoutMs: 30_000,
     });
-    expect(await first.app.stop('SIGTERM')).toBe(0);
-    const afterStop = await writtenCount(pipeline.dir);
-    expect(afterStop).toBeLessThan(expected.size);
-
+    const exitCode = await first.app.stop(signal);
+    expect(await writtenCount(pipeline.dir)).toBeLessThan(expected.size);
     await pipeline.startConsumer();
-    const files = await waitForAllWritten(pipeline.dir, expected);
-    const duplicated = [...countIds(files).values()].filter((count) => count > 1).length;
-    expect(duplicated).toBe(0);
+    const counts = countIds(await waitForAllWritten(pipeline.dir, expected.keys()));
+    return { exitCode, expected, counts };
+  }
+
+  it('loses and duplicates nothing across a SIGTERM mid-stream and a restart', async () => {
+    const { exitCode, expected, counts } = await interruptMidStream('sigterm', 'SIGTERM');
+    expect(exitCode).toBe(0);
+    expect(counts.size).toBe(expected.size);
+    expect([...counts.values()].filter((count) => count > 1)).toHaveLength(0);
   });
 
   it('loses nothing across a SIGKILL mid-stream and a restart (copies share an id)', async () => {
-    pipeline = await Pipeline.create('sigkill');
-    const api = await pipeline.startApi();
-    const expected = shardsById(await postMany(api.url, 40, 100), pipeline.shardsCount);
-
-    const first = await pipeline.startConsumer({ PREFETCH: '3' });
-    await waitFor(async () => (await writtenCount(pipeline.dir)) >= 300, {
-      description: 'the first consumer to write some entries',
-      timeoutMs: 30_000,
-    });
-    expect(await first.app.stop('SIGKILL')).toBeNull();
-    expect(await writtenCount(pipeline.dir)).toBeLessThan(expected.size);
-
-    await pipeline.startConsumer();
-    const files = await waitForAllWritten(pipeline.dir, expected);
-    const counts = countIds(files);
+    const { exitCode, expected, counts } = await interruptMidStream('sigkill', 'SIGKILL');
+    expect(exitCode).toBeNull();
     expect(counts.size).toBe(expected.size);
   });
 
@@ -168,7 +130,7 @@ describe('consumer end to end (real api, consumer, RabbitMQ and disk)', () => {
       BATCH_FLUSH_MS: '200',
     });
     const expected = shardsById(await postMany(api.url, 10, 50), pipeline.shardsCount);
-    const files = await waitForAllWritten(pipeline.dir, expected);
+    const files = await waitForAllWritten(pipeline.dir, expected.keys());
     expect([...countIds(files).values()].every((count) => count === 1)).toBe(true);
 
     const { shards } = (await (await fetch(`${consumer.url}/workers`)).json()) as {
@@ -199,7 +161,7 @@ describe('consumer end to end (real api, consumer, RabbitMQ and disk)', () => {
 
     const consumer = await pipeline.startConsumer({ BATCH_FLUSH_MS: '200' });
     const expected = shardsById(await postMany(api.url, 5, 40), pipeline.shardsCount);
-    await waitForAllWritten(pipeline.dir, expected);
+    await waitForAllWritten(pipeline.dir, expected.keys());
     await waitFor(async () => (await broker.count(deadLetterQueueName(prefix))) === 3, {
       description: 'three dead-lettered deliveries',
     });
@@ -228,7 +190,7 @@ describe('consumer end to end (real api, consumer, RabbitMQ and disk)', () => {
 
       proxy.restore();
       await consumer.app.waitUntilHealthy(`${consumer.url}/health`);
-      await waitForAllWritten(pipeline.dir, expected);
+      await waitForAllWritten(pipeline.dir, expected.keys());
       expect(consumer.app.logs).toContain('RabbitMQ is not reachable');
     } finally {
       await proxy.close();
@@ -255,7 +217,7 @@ describe('consumer end to end (real api, consumer, RabbitMQ and disk)', () => {
       const expected = shardsById(await postMany(api.url, 3, 40), pipeline.shardsCount);
       proxy.restore();
       await consumer.waitUntilHealthy(`http://127.0.0.1:${port}/health`);
-      await waitForAllWritten(pipeline.dir, expected);
+      await waitForAllWritten(pipeline.dir, expected.keys());
     } finally {
       await proxy.close();
     }

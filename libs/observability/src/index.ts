@@ -1,3 +1,4 @@
 export * from './logger';
 export * from './describe-error';
 export * from './metrics.module';
+export * from './broker.metrics';

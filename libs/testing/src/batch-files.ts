@@ -1,5 +1,6 @@
 import { readFile, readdir } from 'node:fs/promises';
 import { basename, join } from 'node:path';
+import { waitFor } from './wait-for';
 
 export interface BatchLine {
   id: string;
@@ -38,4 +39,22 @@ export function countIds(files: readonly BatchFile[]): Map<string, number> {
   const counts = new Map<string, number>();
   for (const file of files) for (const { id } of file.lines) counts.set(id, (counts.get(id) ?? 0) + 1);
   return counts;
+}
+
+/** Entries written so far under `dir`, copies included. */
+export async function writtenCount(dir: string): Promise<number> {
+  return (await readBatchFiles(dir)).reduce((sum, file) => sum + file.lines.length, 0);
+}
+
+/** Waits until every id of `ids` is in a complete batch file under `dir`; resolves with the files. */
+export async function waitForAllWritten(dir: string, ids: Iterable<string>, timeoutMs = 60_000): Promise<BatchFile[]> {
+  const expected = [...ids];
+  return waitFor(
+    async () => {
+      const files = await readBatchFiles(dir);
+      const seen = countIds(files);
+      return expected.every((id) => seen.has(id)) ? files : false;
+    },
+    { description: `${expected.length} entries in batch files under ${dir}`, timeoutMs, intervalMs: 200 },
+  );
 }

@@ -41,3 +41,15 @@ export function shardsById(accepted: readonly Accepted[], shardsCount: number): 
   }
   return byId;
 }
+
+/** POSTs `requests` requests of `perRequest` entries, ten at a time; every one must get a 201. */
+export async function postMany(baseUrl: string, requests: number, perRequest: number): Promise<Accepted[]> {
+  const accepted: Accepted[] = [];
+  for (let i = 0; i < requests; i += 10) {
+    const wave = Array.from({ length: Math.min(10, requests - i) }, (_, j) =>
+      postEntries(baseUrl, makeEntries(perRequest, `r${i + j}`)),
+    );
+    accepted.push(...(await Promise.all(wave)));
+  }
+  return accepted;
+}

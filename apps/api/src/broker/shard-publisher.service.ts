@@ -55,15 +55,12 @@ export class ShardPublisher implements OnApplicationBootstrap, OnApplicationShut
       rabbitmq,
     );
     this.outage = new BrokerOutageLog(this.logger, rabbitmq.url, 'answering 503');
-    let connectedBefore = false;
     this.client.on('connect', () => {
       this.outage.restored();
-      metrics.brokerConnected.set(1);
-      if (connectedBefore) metrics.brokerReconnects.inc();
-      connectedBefore = true;
+      metrics.broker.connected();
     });
     this.client.on('disconnect', ((event?: { err?: unknown }) => {
-      metrics.brokerConnected.set(0);
+      metrics.broker.disconnected();
       this.outage.lost(event?.err);
     }) as () => void);
   }

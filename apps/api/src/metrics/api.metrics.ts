@@ -1,13 +1,13 @@
 import { Injectable } from '@nestjs/common';
-import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { Counter, Histogram, Registry } from 'prom-client';
+import { BrokerMetrics, LATENCY_BUCKETS_SECONDS } from '@app/observability';
 
 /** What the api counts, on the app's registry; see `GET /metrics`. */
 @Injectable()
 export class ApiMetrics {
   readonly entriesAccepted: Counter;
   readonly publishConfirmSeconds: Histogram<'outcome'>;
-  readonly brokerReconnects: Counter;
-  readonly brokerConnected: Gauge;
+  readonly broker: BrokerMetrics;
 
   constructor(registry: Registry) {
     const registers = [registry];
@@ -20,18 +20,9 @@ export class ApiMetrics {
       name: 'api_publish_confirm_seconds',
       help: 'Time from publishing a shard message to its publisher confirm (outcome confirmed or failed)',
       labelNames: ['outcome'],
-      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+      buckets: LATENCY_BUCKETS_SECONDS,
       registers,
     });
-    this.brokerReconnects = new Counter({
-      name: 'broker_reconnects_total',
-      help: 'Connections to RabbitMQ made again after one was lost',
-      registers,
-    });
-    this.brokerConnected = new Gauge({
-      name: 'broker_connected',
-      help: '1 while connected to RabbitMQ, else 0',
-      registers,
-    });
+    this.broker = new BrokerMetrics(registry);
   }
 }

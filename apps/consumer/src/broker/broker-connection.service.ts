@@ -18,8 +18,6 @@ export class BrokerConnection implements OnModuleInit {
   private manager?: AmqpConnectionManager;
   private closing?: Promise<void>;
 
-  private connectedBefore = false;
-
   constructor(
     @Inject(rabbitmqConfig.KEY) private readonly config: ConfigType<typeof rabbitmqConfig>,
     private readonly metrics: ConsumerMetrics,
@@ -34,12 +32,10 @@ export class BrokerConnection implements OnModuleInit {
     });
     manager.on('connect', () => {
       this.outage.restored();
-      this.metrics.brokerConnected.set(1);
-      if (this.connectedBefore) this.metrics.brokerReconnects.inc();
-      this.connectedBefore = true;
+      this.metrics.broker.connected();
     });
     manager.on('disconnect', ({ err }) => {
-      this.metrics.brokerConnected.set(0);
+      this.metrics.broker.disconnected();
       this.outage.lost(err);
     });
     manager.on('connectFailed', ({ err }) => this.outage.lost(err));

@@ -1,5 +1,6 @@
 import { Injectable } from '@nestjs/common';
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { BrokerMetrics, LATENCY_BUCKETS_SECONDS } from '@app/observability';
 
 /** What the consumer counts, on the app's registry; see `GET /metrics`. */
 @Injectable()
@@ -9,8 +10,7 @@ export class ConsumerMetrics {
   readonly activeWorkers: Gauge<'shard'>;
   readonly workerTimeouts: Counter<'shard'>;
   readonly deadLettered: Counter<'shard'>;
-  readonly brokerReconnects: Counter;
-  readonly brokerConnected: Gauge;
+  readonly broker: BrokerMetrics;
 
   constructor(registry: Registry) {
     const registers = [registry];
@@ -24,7 +24,7 @@ export class ConsumerMetrics {
       name: 'consumer_batch_write_seconds',
       help: 'Time to write one batch file (stage, fsync, rename), by shard',
       labelNames: ['shard'],
-      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+      buckets: LATENCY_BUCKETS_SECONDS,
       registers,
     });
     this.activeWorkers = new Gauge({
@@ -45,15 +45,6 @@ export class ConsumerMetrics {
       labelNames: ['shard'],
       registers,
     });
-    this.brokerReconnects = new Counter({
-      name: 'broker_reconnects_total',
-      help: 'Connections to RabbitMQ made again after one was lost',
-      registers,
-    });
-    this.brokerConnected = new Gauge({
-      name: 'broker_connected',
-      help: '1 while connected to RabbitMQ, else 0',
-      registers,
-    });
+    this.broker = new BrokerMetrics(registry);
   }
 }
