@@ -100,6 +100,8 @@ describe('the api when it loses RabbitMQ (e2e)', () => {
         expect(refused.json<{ message: string }>().message).toContain(`no confirm within ${PUBLISH_TIMEOUT_MS} ms`);
         expect(waited).toBeGreaterThanOrEqual(PUBLISH_TIMEOUT_MS - 50);
         expect(waited).toBeLessThan(PUBLISH_TIMEOUT_MS + 1_000);
+        // The connection still looks open (heartbeats have not given up), but health tells.
+        expect(await api.healthStatus()).toBe(503);
       } finally {
         proxy.restore();
       }

@@ -73,6 +73,20 @@ describe('ShardPublisher', () => {
     );
   });
 
+  it('reports unhealthy from a publish that timed out until the next confirm', async () => {
+    expect(publisher.isHealthy()).toBe(true);
+    const stalled = publisher.publish(3, entries);
+    client.dispatches[0].fail(new Error('timeout'));
+    await expect(stalled).rejects.toThrow(BrokerUnavailableError);
+    expect(publisher.isReady()).toBe(true);
+    expect(publisher.isHealthy()).toBe(false);
+
+    const next = publisher.publish(3, entries);
+    client.dispatches[1].confirm();
+    await next;
+    expect(publisher.isHealthy()).toBe(true);
+  });
+
   it('rejects naming the cause when the broker refuses', async () => {
     const published = publisher.publish(1, entries);
     client.dispatches[0].fail(new Error('nacked'));

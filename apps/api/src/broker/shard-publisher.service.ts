@@ -32,6 +32,8 @@ export class ShardPublisher implements OnApplicationBootstrap, OnApplicationShut
   private readonly outage: BrokerOutageLog;
   /** Publishes awaiting their confirm; shutdown lets them settle before it closes the channel. */
   private readonly inFlight = new Set<Promise<unknown>>();
+  /** Set when a publish got no confirm in time, cleared by the next confirm. */
+  private confirmsStalled = false;
 
   constructor(
     @Inject(rabbitmqConfig.KEY) private readonly rabbitmq: ConfigType<typeof rabbitmqConfig>,
@@ -79,8 +81,17 @@ export class ShardPublisher implements OnApplicationBootstrap, OnApplicationShut
     await this.client.close();
   }
 
+  /** Connected with the topology declared: publishes are attempted. */
   isReady(): boolean {
     return this.client.isReady();
+  }
+
+  /**
+   * Ready, and the last publish was confirmed. A broker that stops answering keeps the connection
+   * open until heartbeats give up (about 10 s); meanwhile publishes time out, and health says so.
+   */
+  isHealthy(): boolean {
+    return this.client.isReady() && !this.confirmsStalled;
   }
 
   /** Resolves once the broker has confirmed the message to disk; rejects with BrokerUnavailableError. */
@@ -99,8 +110,10 @@ export class ShardPublisher implements OnApplicationBootstrap, OnApplicationShut
     try {
       await confirmed;
       timer({ outcome: 'confirmed' });
+      this.confirmsStalled = false;
     } catch (error) {
       timer({ outcome: 'failed' });
+      if (isTimeout(error)) this.confirmsStalled = true;
       const message = `RabbitMQ did not confirm the entries of shard ${shard}: ${this.describe(error)}`;
       throw new BrokerUnavailableError(message, { cause: error });
     } finally {
@@ -109,9 +122,14 @@ export class ShardPublisher implements OnApplicationBootstrap, OnApplicationShut
   }
 
   private describe(error: unknown): string {
-    if (error instanceof Error && error.message === 'timeout') {
+    if (isTimeout(error)) {
       return `no confirm within ${this.api.publishTimeoutMs} ms`;
     }
     return describeError(error);
   }
+}
+
+/** amqp-connection-manager's publish timeout rejects with a plain `Error('timeout')`. */
+function isTimeout(error: unknown): boolean {
+  return error instanceof Error && error.message === 'timeout';
 }

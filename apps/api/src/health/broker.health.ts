@@ -2,7 +2,10 @@ import { Injectable } from '@nestjs/common';
 import { HealthIndicatorService } from '@nestjs/terminus';
 import { ShardPublisher } from '../broker/shard-publisher.service';
 
-/** Up when the app's own broker connection is open and the topology declared; opens nothing itself. */
+/**
+ * Up when the app's own broker connection is open, the topology declared and publishes are being
+ * confirmed; opens nothing itself.
+ */
 @Injectable()
 export class BrokerHealthIndicator {
   constructor(
@@ -12,6 +15,8 @@ export class BrokerHealthIndicator {
 
   check(key = 'rabbitmq') {
     const indicator = this.health.check(key);
-    return this.publisher.isReady() ? indicator.up() : indicator.down({ message: 'not connected to RabbitMQ' });
+    if (!this.publisher.isReady()) return indicator.down({ message: 'not connected to RabbitMQ' });
+    if (!this.publisher.isHealthy()) return indicator.down({ message: 'RabbitMQ does not confirm publishes in time' });
+    return indicator.up();
   }
 }
