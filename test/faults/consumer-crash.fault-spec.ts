@@ -1,5 +1,5 @@
-import { countIds, waitFor } from '@app/testing';
-import { CASE_TIMEOUT_MS, FaultCase, duplicates, pick, summary, waitForAllWritten, writtenLines } from './fault-kit';
+import { countIds, waitFor, waitForAllWritten, writtenCount } from '@app/testing';
+import { CASE_TIMEOUT_MS, FaultCase, duplicates, pick, summary } from './fault-kit';
 
 const RATE = { requestsPerSecond: 20, entriesPerRequest: 10 };
 // A small prefetch and quick partial flushes keep deliveries in every state when the signal comes:
@@ -13,8 +13,8 @@ describe('the consumer dies or is stopped mid-stream while the api keeps accepti
 
   /** Waits until `more` entries beyond what is written now are in files. */
   async function waitForProgress(dir: string, more: number): Promise<void> {
-    const target = (await writtenLines(dir)) + more;
-    await waitFor(async () => (await writtenLines(dir)) >= target, {
+    const target = (await writtenCount(dir)) + more;
+    await waitFor(async () => (await writtenCount(dir)) >= target, {
       description: `${more} more entries written under ${dir}`,
       timeoutMs: 30_000,
       intervalMs: 100,
@@ -67,7 +67,7 @@ describe('the consumer dies or is stopped mid-stream while the api keeps accepti
     expect(await first.app.stop('SIGTERM')).toBe(0);
     const stopMs = Date.now() - stopped;
     expect(first.app.logs).toContain('final worker history');
-    const writtenAtStop = await writtenLines(pipeline.dir);
+    const writtenAtStop = await writtenCount(pipeline.dir);
 
     await pipeline.startConsumer(CONSUMER_ENV);
     await waitForProgress(pipeline.dir, pick(800, 300));

@@ -2,13 +2,10 @@ import { readFile, readdir, rename, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
   type Accepted,
-  type BatchFile,
   Pipeline,
   type PipelineOptions,
   TcpProxy,
   type TestEntry,
-  countIds,
-  readBatchFiles,
   testBrokerUrl,
   waitFor,
 } from '@app/testing';
@@ -184,25 +181,6 @@ export function duplicates(counts: Map<string, number>): { ids: number; extraCop
     }
   }
   return { ids, extraCopies };
-}
-
-/** Waits until every id of `ids` is in a complete batch file under `dir`; resolves with the files. */
-export async function waitForAllWritten(dir: string, ids: readonly string[], timeoutMs = 30_000): Promise<BatchFile[]> {
-  return waitFor(
-    async () => {
-      const files = await readBatchFiles(dir);
-      const seen = countIds(files);
-      const missing = ids.filter((id) => !seen.has(id)).length;
-      if (missing > 0) throw new Error(`${missing} of ${ids.length} accepted entries not in a file yet`);
-      return files;
-    },
-    { description: `${ids.length} accepted entries in batch files under ${dir}`, timeoutMs, intervalMs: 250 },
-  );
-}
-
-/** Lines in complete batch files under `dir`. */
-export async function writtenLines(dir: string): Promise<number> {
-  return (await readBatchFiles(dir)).reduce((sum, file) => sum + file.lines.length, 0);
 }
 
 /** Complete batch files (`*.jsonl`) under `dir`, at any depth. */

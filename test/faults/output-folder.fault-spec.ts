@@ -1,17 +1,5 @@
-import { countIds, fetchMetrics, metricValue, waitFor } from '@app/testing';
-import {
-  CASE_TIMEOUT_MS,
-  FaultCase,
-  breakFolder,
-  completeFileCount,
-  duplicates,
-  holdFault,
-  pick,
-  summary,
-  waitForAllWritten,
-  waitForHealth,
-  writtenLines,
-} from './fault-kit';
+import { countIds, fetchMetrics, metricValue, waitFor, waitForAllWritten, writtenCount } from '@app/testing';
+import { CASE_TIMEOUT_MS, FaultCase, breakFolder, completeFileCount, duplicates, holdFault, pick, summary, waitForHealth } from './fault-kit';
 
 const RATE = { requestsPerSecond: 20, entriesPerRequest: 10 };
 
@@ -32,7 +20,7 @@ describe('the output folder becomes unwritable mid-stream, then writable again',
     // A small prefetch: once the consumer holds 20 unacknowledged deliveries a shard, the rest wait in the queues.
     const consumer = await pipeline.startConsumer({ PREFETCH: '20', BATCH_FLUSH_MS: '200' });
     const load = run.startLoad(api.url, { ...RATE, label: 'folder' });
-    await waitFor(async () => (await writtenLines(dir)) >= 300, {
+    await waitFor(async () => (await writtenCount(dir)) >= 300, {
       description: '300 entries written before the folder breaks',
       timeoutMs: 20_000,
     });

@@ -1,8 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import { ENTRIES_PATTERN } from '@app/contracts';
 import { deadLetterQueueName, shardOf, shardQueueName } from '@app/sharding';
-import { countIds, fetchMetrics, metricValue, waitFor } from '@app/testing';
-import { CASE_TIMEOUT_MS, FaultCase, pick, summary, waitForAllWritten, withDeadline } from './fault-kit';
+import { countIds, fetchMetrics, metricValue, waitFor, waitForAllWritten } from '@app/testing';
+import { CASE_TIMEOUT_MS, FaultCase, pick, summary, withDeadline } from './fault-kit';
 
 const SHARDS = 5;
 

@@ -1,5 +1,5 @@
-import { countIds, fetchMetrics, metricValue, waitFor } from '@app/testing';
-import { CASE_TIMEOUT_MS, FaultCase, duplicates, fetchWorkers, pick, summary, waitForAllWritten } from './fault-kit';
+import { countIds, fetchMetrics, metricValue, waitFor, waitForAllWritten } from '@app/testing';
+import { CASE_TIMEOUT_MS, FaultCase, duplicates, fetchWorkers, pick, summary } from './fault-kit';
 
 const WORKER_TIMEOUT_MS = 300;
 const STALL_EVERY = 7;

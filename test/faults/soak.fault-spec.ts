@@ -1,5 +1,5 @@
-import { countIds } from '@app/testing';
-import { CASE_TIMEOUT_MS, FaultCase, duplicates, findAppPid, holdFault, pick, portOf, rssMb, summary, waitForAllWritten } from './fault-kit';
+import { countIds, waitForAllWritten } from '@app/testing';
+import { CASE_TIMEOUT_MS, FaultCase, duplicates, findAppPid, holdFault, pick, portOf, rssMb, summary } from './fault-kit';
 
 const RATE = { requestsPerSecond: 20, entriesPerRequest: 10 };
 const DURATION_S = pick(60, 10);

@@ -53,7 +53,10 @@ export async function waitForAllWritten(dir: string, ids: Iterable<string>, time
     async () => {
       const files = await readBatchFiles(dir);
       const seen = countIds(files);
-      return expected.every((id) => seen.has(id)) ? files : false;
+      const missing = expected.filter((id) => !seen.has(id)).length;
+      // Thrown rather than false, so that a timeout says how far it got.
+      if (missing > 0) throw new Error(`${missing} of ${expected.length} entries not in a file yet`);
+      return files;
     },
     { description: `${expected.length} entries in batch files under ${dir}`, timeoutMs, intervalMs: 200 },
   );
