@@ -1,8 +1,20 @@
-import { exitIfShutdownHangs, exitOnBootError, readApiConfig, readConfigOrExit, readRuntimeConfig } from '@app/config';
+import {
+  exitIfShutdownHangs,
+  exitOnBootError,
+  readApiConfig,
+  readConfigOrExit,
+  readRabbitmqConfig,
+  readRuntimeConfig,
+} from '@app/config';
 import { createApiApp } from './api.app';
 
 async function bootstrap(): Promise<void> {
-  const { api, runtime } = readConfigOrExit('api', () => ({ api: readApiConfig(), runtime: readRuntimeConfig() }));
+  // Every variable the api reads, so that any bad one stops it here with one line.
+  const { api, runtime } = readConfigOrExit('api', () => ({
+    rabbitmq: readRabbitmqConfig(),
+    api: readApiConfig(),
+    runtime: readRuntimeConfig(),
+  }));
   const app = await createApiApp(api, runtime);
   app.enableShutdownHooks(['SIGTERM', 'SIGINT'], { useProcessExit: true });
   exitIfShutdownHangs('api', runtime.shutdownTimeoutMs);

@@ -87,6 +87,21 @@ describe('ShardPublisher', () => {
     expect(publisher.isHealthy()).toBe(true);
   });
 
+  it('turns healthy again two publish timeouts after the last one, even without traffic', async () => {
+    const now = jest.spyOn(Date, 'now').mockReturnValue(1_000_000);
+    try {
+      const stalled = publisher.publish(3, entries);
+      client.dispatches[0].fail(new Error('timeout'));
+      await expect(stalled).rejects.toThrow(BrokerUnavailableError);
+      now.mockReturnValue(1_000_000 + 2 * PUBLISH_TIMEOUT_MS - 1);
+      expect(publisher.isHealthy()).toBe(false);
+      now.mockReturnValue(1_000_000 + 2 * PUBLISH_TIMEOUT_MS);
+      expect(publisher.isHealthy()).toBe(true);
+    } finally {
+      now.mockRestore();
+    }
+  });
+
   it('rejects naming the cause when the broker refuses', async () => {
     const published = publisher.publish(1, entries);
     client.dispatches[0].fail(new Error('nacked'));

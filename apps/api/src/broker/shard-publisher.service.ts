@@ -32,8 +32,9 @@ export class ShardPublisher implements OnApplicationBootstrap, OnApplicationShut
   private readonly outage: BrokerOutageLog;
   /** Publishes awaiting their confirm; shutdown lets them settle before it closes the channel. */
   private readonly inFlight = new Set<Promise<unknown>>();
-  /** Set when a publish got no confirm in time, cleared by the next confirm. */
-  private confirmsStalled = false;
+  /** When a publish last timed out, and when one was last confirmed (ms since the epoch). */
+  private lastTimeoutAt = 0;
+  private lastConfirmAt = 0;
 
   constructor(
     @Inject(rabbitmqConfig.KEY) private readonly rabbitmq: ConfigType<typeof rabbitmqConfig>,
@@ -58,6 +59,7 @@ export class ShardPublisher implements OnApplicationBootstrap, OnApplicationShut
     );
     this.outage = new BrokerOutageLog(this.logger, rabbitmq.url, 'answering 503');
     this.client.on('connect', () => {
+      this.lastTimeoutAt = 0;
       this.outage.restored();
       metrics.broker.connected();
     });
@@ -87,11 +89,15 @@ export class ShardPublisher implements OnApplicationBootstrap, OnApplicationShut
   }
 
   /**
-   * Ready, and the last publish was confirmed. A broker that stops answering keeps the connection
-   * open until heartbeats give up (about 10 s); meanwhile publishes time out, and health says so.
+   * Ready, and no publish timed out lately without a confirm since. A broker that stops answering
+   * keeps the connection open until heartbeats give up (about 10 s); meanwhile publishes time
+   * out, and health says so. The verdict fades after two publish timeouts without traffic, so an
+   * instance that a load balancer stopped sending requests to can turn healthy again.
    */
   isHealthy(): boolean {
-    return this.client.isReady() && !this.confirmsStalled;
+    const stalled =
+      this.lastTimeoutAt > this.lastConfirmAt && Date.now() - this.lastTimeoutAt < 2 * this.api.publishTimeoutMs;
+    return this.client.isReady() && !stalled;
   }
 
   /** Resolves once the broker has confirmed the message to disk; rejects with BrokerUnavailableError. */
@@ -110,10 +116,10 @@ export class ShardPublisher implements OnApplicationBootstrap, OnApplicationShut
     try {
       await confirmed;
       timer({ outcome: 'confirmed' });
-      this.confirmsStalled = false;
+      this.lastConfirmAt = Date.now();
     } catch (error) {
       timer({ outcome: 'failed' });
-      if (isTimeout(error)) this.confirmsStalled = true;
+      if (isTimeout(error)) this.lastTimeoutAt = Date.now();
       const message = `RabbitMQ did not confirm the entries of shard ${shard}: ${this.describe(error)}`;
       throw new BrokerUnavailableError(message, { cause: error });
     } finally {
