@@ -8,9 +8,9 @@ export function readConsumerConfig(env: NodeJS.ProcessEnv = process.env) {
   const workersMax = readInt(env, 'WORKERS_MAX', 4, { min: 1, max: 256 });
   if (workersMax < workersMin) {
     throw new ConfigValidationError(
-      'WORKERS_MAX',
-      String(workersMax),
-      `expected a whole number no smaller than WORKERS_MIN (${workersMin})`,
+      'WORKERS_MIN',
+      String(workersMin),
+      `expected a whole number no larger than WORKERS_MAX (${workersMax})`,
     );
   }
   return {

@@ -4,8 +4,13 @@
  */
 export const SHARD_EXCHANGE = 'amq.direct';
 
-/** A quorum queue dead-letters a message delivered this many times (a poison message). */
-export const QUORUM_DELIVERY_LIMIT = 20;
+/**
+ * A quorum queue dead-letters a message returned this many times. Invalid payloads are
+ * dead-lettered at the consumer's edge at once; this only stops a message that crashes consumers
+ * from looping for ever. Each lost channel or crash returns every unacked delivery and counts, so
+ * the limit is far above what ordinary restarts and reconnects add up to.
+ */
+export const QUORUM_DELIVERY_LIMIT = 100;
 
 export const HEARTBEAT_SECONDS = 5;
 export const RECONNECT_SECONDS = 1;

@@ -129,11 +129,21 @@ export class FileSinkService implements OnModuleInit {
     }
   }
 
+  /** Stages a file and renames it into the folder, as a batch write does, then removes it. */
   private async probe(): Promise<void> {
     await mkdir(this.staging, { recursive: true });
-    const probe = join(this.staging, `${this.host}~${process.pid}~probe-${++this.sequence}.tmp`);
-    await this.writeStaged(probe, 'probe\n');
-    await unlink(probe);
+    const name = `${this.host}~${process.pid}~${this.processTag}-probe-${++this.sequence}.tmp`;
+    const staged = join(this.staging, name);
+    await this.writeStaged(staged, 'probe\n');
+    // Not a .jsonl name: to a reader it is never a batch, even for the moment it exists.
+    const placed = join(this.directory, `.${name}`);
+    try {
+      await rename(staged, placed);
+    } catch (error) {
+      await unlink(staged).catch(() => undefined);
+      throw error;
+    }
+    await unlink(placed);
   }
 
   /** Staged files of dead writers on this host, or any older than an hour, are leftovers of a crash. */

@@ -1,6 +1,6 @@
 import { Logger } from '@nestjs/common';
 import type { ChannelWrapper } from 'amqp-connection-manager';
-import type { Channel, ConsumeMessage } from 'amqplib';
+import type { Channel, ConsumeMessage, Message } from 'amqplib';
 import type { ConsumerConfig, RabbitmqConfig } from '@app/config';
 import { PermanentMessageError, decodeShardPacket, encodeEntryLine } from '@app/contracts';
 import { describeError, logEvent } from '@app/observability';
@@ -15,11 +15,14 @@ import type { BatchJob } from '../worker-pool/worker-pool.types';
 
 /** One delivery from the broker and how many of its entries are not yet in a complete file. */
 interface Delivery {
-  message: ConsumeMessage;
+  /** What an ack needs (its delivery tag), without the body, which is decoded already. */
+  message: Message;
   channel: Channel;
   generation: number;
   remaining: number;
 }
+
+const EMPTY = Buffer.alloc(0);
 
 interface PendingEntry {
   line: string;
@@ -58,6 +61,10 @@ export class ShardRuntime {
   private unacked = 0;
   private stopping = false;
   private reopenTimer?: NodeJS.Timeout;
+  /** Identifies the current channel wrapper: a stale one's late setup closes its channel instead. */
+  private wrapperToken?: object;
+  /** The running channel setup, which stop() waits for so that no consumer starts behind it. */
+  private settingUp: Promise<void> = Promise.resolve();
   /** Set by the first channel error, cleared once consuming: a failure is explained once, not per retry. */
   private failing = false;
 
@@ -113,6 +120,8 @@ export class ShardRuntime {
   async stop(): Promise<void> {
     this.stopping = true;
     clearTimeout(this.reopenTimer);
+    // A setup under way sees `stopping` and cancels its own consumer; wait for it.
+    await this.settingUp;
     const open = this.current;
     if (open?.consumerTag !== undefined) {
       try {
@@ -133,10 +142,18 @@ export class ShardRuntime {
   }
 
   private openChannel(): void {
+    const token = {};
+    this.wrapperToken = token;
     const wrapper = this.deps.connection.createChannel({
       name: this.queue,
       confirm: false,
-      setup: (channel: Channel) => this.setup(channel),
+      setup: (channel: Channel) => {
+        // A replaced wrapper may still finish a reconnect: it must not consume beside the new one.
+        if (token !== this.wrapperToken) return channel.close();
+        const run = this.setup(channel);
+        this.settingUp = run.catch(() => undefined);
+        return run;
+      },
     });
     wrapper.on('error', (error: Error) => this.logChannelError(error));
     this.wrapper = wrapper;
@@ -157,6 +174,11 @@ export class ShardRuntime {
       (message) => this.onDelivery(message, channel, generation),
       { noAck: false },
     );
+    if (this.stopping) {
+      // stop() began while the consumer was being set up: it waits for this cancel.
+      await channel.cancel(consumerTag);
+      return;
+    }
     if (this.current?.generation === generation) this.current.consumerTag = consumerTag;
     this.failing = false;
     this.logger.log(`consuming ${this.queue}`);
@@ -185,14 +207,16 @@ export class ShardRuntime {
     try {
       lines = decodeShardPacket(message.content, this.shard, this.deps.rabbitmq.shardsCount).map(encodeEntryLine);
     } catch (error) {
-      if (!(error instanceof PermanentMessageError)) throw error;
-      this.logger.error(`dead-lettering a delivery of ${this.queue}: ${error.message}`);
+      // Anything the edge cannot decode would fail the same way on every redelivery.
+      const reason = error instanceof PermanentMessageError ? error.message : `cannot decode: ${describeError(error)}`;
+      this.logger.error(`dead-lettering a delivery of ${this.queue}: ${reason}`);
       channel.nack(message, false, false);
       this.deps.metrics.deadLettered.inc({ shard: String(this.shard) });
       return;
     }
     this.unacked++;
-    const delivery: Delivery = { message, channel, generation, remaining: lines.length };
+    const ackable: Message = { fields: message.fields, properties: message.properties, content: EMPTY };
+    const delivery: Delivery = { message: ackable, channel, generation, remaining: lines.length };
     this.batch.add(lines.map((line) => ({ line, delivery })));
     this.pool.notify();
   }
@@ -226,8 +250,13 @@ export class ShardRuntime {
     // A delivery of a closed channel cannot be acked (its tag means nothing on a new channel):
     // the broker delivers it again, and the entries' ids tell the copies apart.
     if (delivery.generation !== this.current?.generation) return;
-    delivery.channel.ack(delivery.message);
-    this.unacked--;
+    try {
+      delivery.channel.ack(delivery.message);
+      this.unacked--;
+    } catch (error) {
+      // The channel is closing under us: the broker delivers it again.
+      this.logger.warn(`could not acknowledge a delivery of ${this.queue}: ${describeError(error)}`);
+    }
   }
 
   private onChannelClosed(generation: number): void {

@@ -181,6 +181,37 @@ describe('WorkerPool', () => {
     expect(pool.history().every((w) => w.state === 'retired' && w.reason === 'shutdown')).toBe(true);
   });
 
+  it('ignores a write timeout that fires after close: each worker retires once, for shutdown', async () => {
+    const { pool, add } = setup({ min: 1, max: 1 });
+    pool.start();
+    add(0, 5);
+    pool.close();
+    await jest.advanceTimersByTimeAsync(10_000);
+    expect(pool.history()).toEqual([{ id: '2-1', processed: 0, state: 'retired', reason: 'shutdown' }]);
+  });
+
+  it('flushes a partial batch early only while no write is in flight', async () => {
+    const batch = new SharedBatch<number>({ size: 5, flushMs: 1_000 });
+    const calls: Array<() => void> = [];
+    const pool = new WorkerPool<number>(
+      { ...DEFAULT_POOL_OPTIONS, shard: 0, min: 1, max: 2, timeoutMs: 10_000, idleMs: 5_000 },
+      batch,
+      () => new Promise<void>((resolve) => calls.push(resolve)),
+      { written: () => undefined, flushEarly: () => true },
+    );
+    pool.start();
+    batch.add([1, 2]);
+    pool.notify();
+    expect(calls).toHaveLength(1);
+    batch.add([3]);
+    pool.notify();
+    expect(calls).toHaveLength(1);
+    calls[0]();
+    await jest.advanceTimersByTimeAsync(0);
+    expect(calls).toHaveLength(2);
+    pool.close();
+  });
+
   it('keeps only the last historyLimit retired workers', async () => {
     const { pool, calls, add, finish, forgotten } = setup({ min: 1, max: 1, historyLimit: 2 });
     pool.start();

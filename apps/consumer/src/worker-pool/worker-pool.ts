@@ -136,7 +136,8 @@ export class WorkerPool<T> {
       return;
     }
     for (;;) {
-      const force = this.draining || (this.hooks.flushEarly?.() ?? false);
+      // Early only with no write in flight: a write under way frees room when it is acknowledged.
+      const force = this.draining || (this.inFlight === 0 && (this.hooks.flushEarly?.() ?? false));
       if (!this.batch.isDue(force)) break;
       const worker = this.idle.pop() ?? this.grow();
       if (worker === undefined) break;
@@ -172,10 +173,12 @@ export class WorkerPool<T> {
           job.committed = true;
         },
       }))();
-    write.then(
-      () => this.settle(worker, items, job, timer, startedAt),
-      (error: unknown) => this.settle(worker, items, job, timer, startedAt, error),
-    );
+    write
+      .then(
+        () => this.settle(worker, items, job, timer, startedAt),
+        (error: unknown) => this.settle(worker, items, job, timer, startedAt, error),
+      )
+      .catch((error: unknown) => this.logger.error(`settling a batch of worker ${worker.id}: ${describeError(error)}`));
   }
 
   private settle(worker: Worker, items: T[], job: Job, timer: NodeJS.Timeout, startedAt: number, error?: unknown): void {
@@ -208,6 +211,8 @@ export class WorkerPool<T> {
   }
 
   private onTimeout(worker: Worker, items: T[], job: Job, controller: AbortController): void {
+    // After close() the workers are retired and their entries go back with the channel.
+    if (this.closed) return;
     this.retire(worker, 'timeout');
     if (job.committed) {
       // The rename is under way: the batch completes on its own and is acknowledged then.
@@ -222,11 +227,9 @@ export class WorkerPool<T> {
           'retired, its entries go back to the batch',
       );
     }
-    if (!this.closed) {
-      const replacement = this.spawn();
-      this.logger.log(`worker ${replacement.id} started in place of ${worker.id}`);
-      this.release(replacement);
-    }
+    const replacement = this.spawn();
+    this.logger.log(`worker ${replacement.id} started in place of ${worker.id}`);
+    this.release(replacement);
     this.pump();
   }
 
@@ -259,6 +262,7 @@ export class WorkerPool<T> {
   }
 
   private retire(worker: Worker, reason: RetireReason): void {
+    if (worker.state === 'retired') return;
     clearTimeout(worker.idleTimer);
     worker.state = 'retired';
     worker.reason = reason;

@@ -48,6 +48,9 @@ export interface WorkerPoolHooks<T> {
   resized?(size: number, change: { started?: string; retired?: string; reason?: RetireReason }): void;
   /** A retired worker dropped out of the history (it keeps the last `historyLimit`). */
   forgotten?(workerId: string): void;
-  /** Whether a partial batch should go now rather than wait for its age (e.g. no more can arrive). */
+  /**
+   * Whether a partial batch should go now rather than wait for its age (e.g. no more can arrive);
+   * asked only while no write is in flight.
+   */
   flushEarly?(): boolean;
 }
