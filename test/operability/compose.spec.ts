@@ -1,10 +1,8 @@
-import { execFile } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
+import { parse } from 'yaml';
 
 const ROOT = join(__dirname, '..', '..');
-const run = promisify(execFile);
 
 interface Healthcheck {
   test: string[];
@@ -27,38 +25,29 @@ interface ComposeConfig {
   volumes: Record<string, unknown>;
 }
 
-async function dockerCompose(...args: string[]): Promise<string> {
-  try {
-    return (await run('docker-compose', args, { cwd: ROOT })).stdout;
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') {
-      throw new Error(
-        'docker-compose is not installed, so docker-compose.yml cannot be validated: ' +
-          'install it (`apt-get install -y docker-compose` on Debian; .ci/run does)',
-      );
-    }
-    const { stderr } = error as { stderr?: string };
-    throw new Error(`docker-compose ${args.join(' ')} failed: ${stderr ?? String(error)}`);
-  }
+/** `${NAME:-default}` and `${NAME}` as compose fills them in, from `env`. */
+function interpolate(text: string, env: NodeJS.ProcessEnv): string {
+  return text.replace(/\$\{(\w+)(?::-([^}]*))?\}/g, (_, name: string, fallback?: string) => {
+    const value = env[name];
+    return value === undefined || value === '' ? (fallback ?? '') : value;
+  });
 }
 
 /**
- * The file as docker-compose resolves it (anchors merged, defaults filled in). Compose v2 prints
- * JSON; v1 (Debian's package) only YAML, so the Python that runs it, which has PyYAML, converts it.
+ * The file as compose resolves it, with no compose binary: variables filled in from an empty
+ * environment (the defaults), anchors and `<<` merge keys applied. `npm run check:compose` runs
+ * the real `docker-compose config -q` where compose is installed (CI does).
  */
-async function resolvedConfig(): Promise<ComposeConfig> {
-  try {
-    return JSON.parse(await dockerCompose('config', '--format', 'json')) as ComposeConfig;
-  } catch {
-    const yaml = await dockerCompose('config');
-    const { stdout: path } = await run('sh', ['-c', 'command -v docker-compose']);
-    const shebang = (await readFile(path.trim(), 'utf8')).split('\n', 1)[0];
-    const python = /^#!\s*(\S*python\S*)/.exec(shebang)?.[1] ?? 'python3';
-    const toJson = 'import json, sys, yaml; json.dump(yaml.safe_load(sys.stdin), sys.stdout)';
-    const child = run(python, ['-c', toJson]);
-    child.child.stdin?.end(yaml);
-    return JSON.parse((await child).stdout) as ComposeConfig;
+async function resolvedConfig(env: NodeJS.ProcessEnv = {}): Promise<ComposeConfig> {
+  const text = await readFile(join(ROOT, 'docker-compose.yml'), 'utf8');
+  const config = parse(interpolate(text, env), { merge: true }) as ComposeConfig;
+  // Compose hands every environment value to the container as a string.
+  for (const service of Object.values(config.services)) {
+    service.environment = Object.fromEntries(
+      Object.entries(service.environment ?? {}).map(([name, value]) => [name, String(value)]),
+    );
   }
+  return config;
 }
 
 function seconds(duration: string | undefined): number {
@@ -77,7 +66,6 @@ describe('docker-compose.yml', () => {
   let config: ComposeConfig;
 
   beforeAll(async () => {
-    await dockerCompose('config', '-q');
     config = await resolvedConfig();
   });
 
@@ -102,6 +90,13 @@ describe('docker-compose.yml', () => {
     // A graceful drain gets all of SHUTDOWN_TIMEOUT_MS before Docker's SIGKILL.
     const shutdownMs = Number(service.environment.SHUTDOWN_TIMEOUT_MS);
     expect(seconds(service.stop_grace_period) * 1000).toBeGreaterThan(shutdownMs);
+  });
+
+  it('passes settings from the shell to both apps, as compose does', async () => {
+    const quorum = await resolvedConfig({ QUEUE_TYPE: 'quorum', SHARDS_COUNT: '8' });
+    for (const name of ['api', 'consumer']) {
+      expect(quorum.services[name].environment).toMatchObject({ QUEUE_TYPE: 'quorum', SHARDS_COUNT: '8' });
+    }
   });
 
   it('gives both apps the same broker and shard layout', () => {
