@@ -67,4 +67,12 @@ describe('api metrics and OpenAPI description (e2e)', () => {
     // The example the page offers is accepted as it is.
     expect((await api.post(body.examples.sample.value)).statusCode).toBe(201);
   });
+
+  it('answers 503, not 201, when a shard queue was deleted under it: the broker would drop the entries', async () => {
+    await broker.deleteQueues(prefix, 5);
+    const response = await api.post(makeEntries(3));
+    expect(response.statusCode).toBe(503);
+    expect(response.headers['retry-after']).toMatch(/^\d+$/);
+    expect(response.json<{ message: string }>().message).toMatch(/no queue .*\.shard\.\d to route to/);
+  });
 });

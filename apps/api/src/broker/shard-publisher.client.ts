@@ -1,16 +1,27 @@
 import { Logger } from '@nestjs/common';
-import { ClientRMQ, type RmqOptions } from '@nestjs/microservices';
-import type { Channel } from 'amqplib';
+import { ClientRMQ, type RmqOptions, RmqRecord } from '@nestjs/microservices';
+import type { Channel, Message } from 'amqplib';
+import { randomUUID } from 'node:crypto';
 import { assertTopology, type TopologyOptions } from '@app/rabbitmq';
 
 /**
  * Nest's RMQ client that declares the whole topology on every (re)connect before it publishes,
  * and knows whether it can publish right now.
  */
+/** The broker confirmed a message but routed it to no queue (its shard queue is gone). */
+export class UnroutableMessageError extends Error {
+  constructor(routingKey: string) {
+    super(`no queue ${routingKey} to route to; it was deleted since the api declared it`);
+    this.name = UnroutableMessageError.name;
+  }
+}
+
 export class ShardPublisherClient extends ClientRMQ {
   private readonly channelLogger = new Logger(ShardPublisherClient.name);
   private ready = false;
   private closing = false;
+  /** Ids of mandatory messages the broker returned: a return comes before the message's confirm. */
+  private readonly returned = new Set<string>();
 
   constructor(
     options: Required<RmqOptions>['options'],
@@ -52,13 +63,25 @@ export class ShardPublisherClient extends ClientRMQ {
    * Publishes one event and resolves on the broker's confirm. This is ClientRMQ's own path behind
    * emit() (its serializer, channel and send options) without emit()'s three Observables and
    * Subject per call, which cost more than the publish itself. Call it only while isReady(): unlike
-   * emit(), it does not wait for a connection.
+   * emit(), it does not wait for a connection. The message is mandatory: a broker with no queue to
+   * route it to confirms it all the same, so a return turns the confirm into UnroutableMessageError.
    */
-  dispatchConfirmed(pattern: string, data: unknown): Promise<void> {
-    return this.dispatchEvent({ pattern, data });
+  async dispatchConfirmed(pattern: string, record: RmqRecord): Promise<void> {
+    const messageId = randomUUID();
+    const data = new RmqRecord(record.data, { ...record.options, messageId, mandatory: true });
+    try {
+      await this.dispatchEvent({ pattern, data });
+      if (this.returned.has(messageId)) throw new UnroutableMessageError(pattern);
+    } finally {
+      this.returned.delete(messageId);
+    }
   }
 
   override async setupChannel(channel: Channel, resolve: () => void): Promise<void> {
+    channel.on('return', (message: Message) => {
+      const id: unknown = message.properties.messageId;
+      if (typeof id === 'string') this.returned.add(id);
+    });
     await assertTopology(channel, this.topology);
     await super.setupChannel(channel, resolve);
     this.ready = true;
