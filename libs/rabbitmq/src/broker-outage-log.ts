@@ -14,10 +14,6 @@ export class BrokerOutageLog {
     private readonly consequence: string,
   ) {}
 
-  get isAway(): boolean {
-    return this.away;
-  }
-
   lost(error: unknown): void {
     if (this.away) return;
     this.away = true;

@@ -30,6 +30,7 @@ export class SharedBatch<T> {
     }
   }
 
+  /** Entries buffered and not yet taken. */
   get length(): number {
     return this.items.length - this.head;
   }

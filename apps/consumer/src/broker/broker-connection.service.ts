@@ -25,6 +25,7 @@ export class BrokerConnection implements OnModuleInit {
     this.outage = new BrokerOutageLog(this.logger, config.url, 'holding the batches unacknowledged');
   }
 
+  /** Starts connecting; not awaited, so the app runs (and /health says 503) while the broker is away. */
   onModuleInit(): void {
     const manager = connect([this.config.url], {
       heartbeatIntervalInSeconds: HEARTBEAT_SECONDS,
@@ -42,10 +43,12 @@ export class BrokerConnection implements OnModuleInit {
     this.manager = manager;
   }
 
+  /** Whether the connection is open right now. */
   isConnected(): boolean {
     return this.manager?.isConnected() ?? false;
   }
 
+  /** A channel that amqp-connection-manager reopens, running `options.setup` again, after every reconnect. */
   createChannel(options: CreateChannelOpts): ChannelWrapper {
     if (this.manager === undefined) throw new Error('BrokerConnection used before module init');
     return this.manager.createChannel(options);

@@ -65,6 +65,8 @@ export class ShardRuntime {
   private wrapperToken?: object;
   /** The running channel setup, which stop() waits for so that no consumer starts behind it. */
   private settingUp: Promise<void> = Promise.resolve();
+  private stopped?: Promise<void>;
+  private closed?: Promise<void>;
   /** Set by the first channel error, cleared once consuming: a failure is explained once, not per retry. */
   private failing = false;
 
@@ -116,8 +118,19 @@ export class ShardRuntime {
     this.openChannel();
   }
 
-  /** Stops consuming, then writes and acknowledges everything buffered. */
-  async stop(): Promise<void> {
+  /** Stops consuming, then writes and acknowledges everything buffered. Idempotent. */
+  stop(): Promise<void> {
+    this.stopped ??= this.drain();
+    return this.stopped;
+  }
+
+  /** Retires the workers and closes the channel; anything unacknowledged goes back to the broker. Idempotent. */
+  close(): Promise<void> {
+    this.closed ??= this.shut();
+    return this.closed;
+  }
+
+  private async drain(): Promise<void> {
     this.stopping = true;
     clearTimeout(this.reopenTimer);
     // A setup under way sees `stopping` and cancels its own consumer; wait for it.
@@ -133,8 +146,7 @@ export class ShardRuntime {
     await this.pool.drain();
   }
 
-  /** Retires the workers and closes the channel; anything unacknowledged goes back to the broker. */
-  async close(): Promise<void> {
+  private async shut(): Promise<void> {
     this.stopping = true;
     clearTimeout(this.reopenTimer);
     this.pool.close();

@@ -85,6 +85,7 @@ export class WorkerPool<T> {
     this.pump();
   }
 
+  /** Live workers (idle or busy). */
   get size(): number {
     return this.live.size;
   }
