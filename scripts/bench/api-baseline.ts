@@ -2,7 +2,8 @@
  * The benchmark's yardstick: the api's contract for a valid `POST /message`, with no framework
  * around it (plain Fastify and one amqplib confirm channel). Same validation function, same shard
  * math, same queue layout and wire format, one persistent message per shard per request, and 201
- * only once the broker has confirmed every one. Started by scripts/bench-api.ts; not a product.
+ * only once the broker has confirmed every one. Started by the benchmark (scripts/bench/ingest.ts,
+ * end-to-end.ts); not a product.
  */
 import { randomUUID } from 'node:crypto';
 import { connect } from 'amqplib';

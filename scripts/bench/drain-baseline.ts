@@ -2,11 +2,13 @@
  * The limit for the consumer's drain rate: a plain amqplib consume-write-ack loop, no framework,
  * no validation, writing the same files (staged, fsynced when SINK_FSYNC, renamed) with up to
  * WORKERS_MAX writes in flight per shard, acking a delivery once all its entries are written.
- * Run as a child process by bench-drain.ts; prints `processed <n>` lines.
+ * Run as a child process by the benchmark (scripts/bench/drain.ts, end-to-end.ts); prints
+ * `processed <n>` lines.
  */
 import { open, rename, mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { type Channel, type ConsumeMessage, connect } from 'amqplib';
+import { assertTopology } from '@app/rabbitmq';
 import { shardQueueName } from '@app/sharding';
 
 const env = process.env;
@@ -62,12 +64,18 @@ function consumeShard(channel: Channel, shard: number): void {
 async function main(): Promise<void> {
   await mkdir(join(dir, '.inflight'), { recursive: true });
   const connection = await connect(url);
+  // As the consumer does at start, so that it can be the first to run against a fresh prefix.
+  const setup = await connection.createChannel();
+  await assertTopology(setup, { queuePrefix: prefix, shardsCount: shards, queueType: 'classic' });
+  await setup.close();
   for (let shard = 0; shard < shards; shard++) {
     const channel = await connection.createChannel();
     await channel.prefetch(prefetch);
     consumeShard(channel, shard);
   }
   setInterval(() => process.stdout.write(`processed ${processed}\n`), 50);
+  // Exit (rather than die) on SIGTERM, so that --cpu-prof writes its profile.
+  process.once('SIGTERM', () => process.exit(0));
 }
 
 void main();

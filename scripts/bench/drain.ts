@@ -1,10 +1,10 @@
-import { type ChildProcess, spawn } from 'node:child_process';
-import { readFile, readdir, stat } from 'node:fs/promises';
+import { mkdtemp, readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { TestBroker, freePort, tempDir, testPrefix, waitFor } from '@app/testing';
+import { TestBroker, freePort, testPrefix, waitFor } from '@app/testing';
 import { preloadBacklog } from './backlog';
-
-const ROOT = join(__dirname, '..', '..');
+import type { BenchBuild } from './build';
+import type { Cleanup } from './cleanup';
+import { BenchProcess } from './processes';
 
 export type DrainTarget = 'consumer' | 'baseline';
 
@@ -13,41 +13,51 @@ export interface DrainCase {
   batchSize: number;
 }
 
+export function drainLabel({ fsync, batchSize }: DrainCase): string {
+  return `fsync ${fsync ? 'on' : 'off'}, batch ${batchSize}`;
+}
+
 export interface DrainFigures extends DrainCase {
   target: DrainTarget;
+  /** Which round of a multi-round run measured it. */
+  round?: number;
   entries: number;
-  /** Entries over the span from the first to the last completed file. */
+  /** Entries over the span from the first to the last completed file (see fileRate). */
   entriesPerSecond: number;
+  /** The writer's own CPU time (all threads, user + system) per entry, boot left out. */
+  cpuUsPerEntry?: number;
   /** From process start to the last entry written, boot included. */
   wallSeconds: number;
   peakRssMb: number;
 }
 
-/** Peak resident set size of a live process, from /proc (Linux). */
-async function peakRssMb(pid: number): Promise<number> {
-  const status = await readFile(`/proc/${pid}/status`, 'utf8');
-  const match = /VmHWM:\s+(\d+) kB/.exec(status);
-  return match ? Number(match[1]) / 1024 : Number.NaN;
-}
-
-async function fileSpanSeconds(dir: string): Promise<number> {
+/**
+ * Entries per second from the first completed file to the last: the entries of every file but
+ * the first over that span (files are of equal size but for the last of each shard), so that a
+ * process's boot does not count. NaN with fewer than two files.
+ */
+async function fileRate(dir: string, entries: number): Promise<number> {
   let first = Number.POSITIVE_INFINITY;
   let last = 0;
+  let files = 0;
   for (const name of await readdir(dir)) {
     if (!name.endsWith('.jsonl')) continue;
     const { mtimeMs } = await stat(join(dir, name));
     first = Math.min(first, mtimeMs);
     last = Math.max(last, mtimeMs);
+    files++;
   }
-  return (last - first) / 1000;
+  if (files < 2 || last === first) return Number.NaN;
+  return (entries * ((files - 1) / files)) / ((last - first) / 1000);
 }
 
-function start(target: DrainTarget, env: Record<string, string>): { child: ChildProcess; processed: () => Promise<number> } {
+function start(
+  target: DrainTarget,
+  env: Record<string, string>,
+  { build, cleanup, cpuProfDir }: DrainOptions,
+): { child: BenchProcess; processed: () => Promise<number> } {
   if (target === 'consumer') {
-    const child = spawn(process.execPath, [join(ROOT, 'dist/apps/consumer/main.js')], {
-      env: { ...process.env, ...env },
-      stdio: 'ignore',
-    });
+    const child = new BenchProcess({ name: 'consumer', args: [build.consumerMain], env, cleanup, cpuProfDir });
     const processed = async () => {
       const response = await fetch(`http://127.0.0.1:${env.CONSUMER_PORT}/workers`);
       const body = (await response.json()) as { shards: Array<{ workers: Array<{ processed: number }> }> };
@@ -55,65 +65,96 @@ function start(target: DrainTarget, env: Record<string, string>): { child: Child
     };
     return { child, processed };
   }
-  const child = spawn(
-    process.execPath,
-    ['-r', 'ts-node/register/transpile-only', '-r', 'tsconfig-paths/register', join(__dirname, 'drain-baseline.ts')],
-    { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'inherit'] },
-  );
   let latest = 0;
-  child.stdout?.on('data', (chunk: Buffer) => {
-    const match = /processed (\d+)\n$/.exec(chunk.toString());
-    if (match) latest = Number(match[1]);
+  const child = new BenchProcess({
+    name: 'drain baseline',
+    args: [build.drainBaseline],
+    env,
+    cleanup,
+    cpuProfDir,
+    onStdout: (chunk: Buffer) => {
+      const match = /processed (\d+)\n$/.exec(chunk.toString());
+      if (match) latest = Number(match[1]);
+    },
   });
   return { child, processed: async () => latest };
 }
 
+export interface DrainOptions {
+  url: string;
+  entries: number;
+  /** Entries per simulated request in the backlog. */
+  perRequest?: number;
+  shardsCount?: number;
+  build: BenchBuild;
+  cleanup: Cleanup;
+  /**
+   * The output folder is made in here and left for the caller to delete once the whole run is
+   * over: ext4 allocates new inodes slowly for a minute or more after many were freed, so
+   * deleting one run's 40,000 files would slow down the next run's file creation.
+   */
+  outputRoot: string;
+  cpuProfDir?: string;
+}
+
 /** Preloads a backlog, starts `target` on it and measures how fast it drains into files. */
-export async function measureDrain(
-  target: DrainTarget,
-  drainCase: DrainCase,
-  { url, entries, perRequest = 100 }: { url: string; entries: number; perRequest?: number },
-): Promise<DrainFigures> {
+export async function measureDrain(target: DrainTarget, drainCase: DrainCase, options: DrainOptions): Promise<DrainFigures> {
+  const { url, entries, perRequest = 100, shardsCount = 5, cleanup } = options;
   const prefix = testPrefix(`bench-drain-${target}`);
-  const output = await tempDir(`bench-drain-${target}`);
+  const output = await mkdtemp(join(options.outputRoot, `drain-${target}-`));
   const broker = await TestBroker.connect(url);
+  const deleteQueues = cleanup.add(`delete queues ${prefix}`, () => broker.deleteQueues(prefix, shardsCount));
   try {
-    await preloadBacklog({ url, prefix, shardsCount: 5, entries, perRequest });
+    await preloadBacklog({ url, prefix, shardsCount, entries, perRequest });
     const env = {
       RABBITMQ_URL: url,
       QUEUE_PREFIX: prefix,
-      DATA_OUTPUT_DIR: output.path,
+      SHARDS_COUNT: String(shardsCount),
+      DATA_OUTPUT_DIR: output,
       BATCH_SIZE: String(drainCase.batchSize),
       SINK_FSYNC: String(drainCase.fsync),
       CONSUMER_PORT: String(await freePort()),
       CONSUMER_HOST: '127.0.0.1',
-      LOG_LEVEL: 'warn',
     };
     const startedAt = Date.now();
-    const { child, processed } = start(target, env);
+    const { child, processed } = start(target, env, options);
     try {
-      await waitFor(async () => (await processed()) >= entries, {
+      // CPU time from the first entry written (boot left out) to the last, per entry.
+      let first: { cpu?: number; processed: number } | undefined;
+      const outcome = await waitFor(async () => {
+        if (!child.running) return 'exited';
+        const count = await processed();
+        if (first === undefined && count > 0) first = { cpu: child.cpuSeconds(), processed: count };
+        return count >= entries;
+      }, {
         description: `${target} to drain ${entries} entries`,
         timeoutMs: 600_000,
         intervalMs: 50,
       });
+      if (outcome === 'exited') child.assertRunning();
       const wallSeconds = (Date.now() - startedAt) / 1000;
-      const rss = await peakRssMb(child.pid ?? 0);
-      const span = await fileSpanSeconds(output.path);
+      const rss = child.peakRssMb();
+      const cpu = child.cpuSeconds();
+      const cpuUsPerEntry =
+        first?.cpu === undefined || cpu === undefined || entries === first.processed
+          ? undefined
+          : ((cpu - first.cpu) * 1e6) / (entries - first.processed);
+      const entriesPerSecond = await fileRate(output, entries);
       return {
         target,
         ...drainCase,
         entries,
-        entriesPerSecond: entries / span,
+        entriesPerSecond,
+        cpuUsPerEntry,
         wallSeconds,
         peakRssMb: rss,
       };
     } finally {
-      child.kill('SIGKILL');
+      // A CPU profile is written only on a clean exit; without one, there is nothing to wait for.
+      await (options.cpuProfDir === undefined ? child.kill() : child.stop());
     }
   } finally {
-    await broker.deleteQueues(prefix, 5);
+    await deleteQueues();
     await broker.close();
-    await output.remove();
   }
 }

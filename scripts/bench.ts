@@ -1,0 +1,122 @@
+/**
+ * `npm run bench`: ingest, drain and end to end, each beside its framework-free limit in the same
+ * run, against the local RabbitMQ (RABBITMQ_URL). Prints a table and writes it, with the machine,
+ * the versions and a chart, to docs/benchmarks.md and docs/benchmarks.svg.
+ *
+ *   npm run bench                         # the full run, about 12 minutes
+ *   npm run bench -- --quick              # smaller sizes, about 2 minutes; leaves docs/ alone
+ *   npm run bench -- [--rounds 3] [--duration 8] [--warmup 2] [--connections 20] [--sizes 1,100,1000]
+ *                    [--backlog 200000] [--cases fsync:5,fsync:500,nofsync:5,nofsync:500]
+ *                    [--e2e-seconds 30] [--e2e-rate 200] [--e2e-per-request 10]
+ *                    [--only ingest,drain,e2e] [--cpu-prof <dir>] [--compare <api main.js>]
+ *                    [--out <file.md>] [--no-write]
+ */
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { readConsumerConfig } from '@app/config';
+import { Cleanup } from './bench/cleanup';
+import { type DrainCase } from './bench/drain';
+import { rows, summarise, targetsFor, textTable, writeReport } from './bench/report';
+import { type BenchOptions, PHASES, type Phase, runBench } from './bench/run';
+
+const ROOT = join(__dirname, '..');
+
+const { values: args } = parseArgs({
+  options: {
+    quick: { type: 'boolean', default: false },
+    rounds: { type: 'string' },
+    duration: { type: 'string' },
+    warmup: { type: 'string' },
+    connections: { type: 'string', default: '20' },
+    sizes: { type: 'string', default: '1,100,1000' },
+    backlog: { type: 'string' },
+    cases: { type: 'string', default: 'fsync:5,fsync:500,nofsync:5,nofsync:500' },
+    'e2e-seconds': { type: 'string' },
+    'e2e-rate': { type: 'string', default: '200' },
+    'e2e-per-request': { type: 'string', default: '10' },
+    only: { type: 'string' },
+    'cpu-prof': { type: 'string' },
+    compare: { type: 'string' },
+    out: { type: 'string' },
+    'no-write': { type: 'boolean', default: false },
+  },
+});
+
+function number(name: string, text: string | undefined, fallback: number): number {
+  const value = text === undefined ? fallback : Number(text);
+  if (!Number.isFinite(value) || value <= 0) throw new Error(`--${name} must be a positive number, got ${text}`);
+  return value;
+}
+
+function parseCase(text: string): DrainCase {
+  const match = /^(fsync|nofsync):(\d+)$/.exec(text.trim());
+  if (match === null) throw new Error(`--cases takes fsync:<batch> or nofsync:<batch>, got ${text}`);
+  return { fsync: match[1] === 'fsync', batchSize: Number(match[2]) };
+}
+
+function parsePhases(text: string | undefined): Phase[] {
+  if (text === undefined) return [...PHASES];
+  const phases = text.split(',').map((phase) => phase.trim());
+  for (const phase of phases) {
+    if (!PHASES.includes(phase as Phase)) throw new Error(`--only takes ${PHASES.join(', ')}; got ${phase}`);
+  }
+  return phases as Phase[];
+}
+
+function options(): BenchOptions {
+  const quick = args.quick;
+  return {
+    phases: parsePhases(args.only),
+    rounds: number('rounds', args.rounds, quick ? 1 : 3),
+    shardsCount: 5,
+    ingest: {
+      sizes: args.sizes.split(',').map((size) => number('sizes', size, 0)),
+      connections: number('connections', args.connections, 20),
+      warmupSeconds: number('warmup', args.warmup, quick ? 1 : 2),
+      durationSeconds: number('duration', args.duration, quick ? 3 : 8),
+    },
+    drain: {
+      entries: number('backlog', args.backlog, quick ? 50_000 : 200_000),
+      cases: args.cases.split(',').map(parseCase),
+    },
+    endToEnd: {
+      entriesPerSecond: number('e2e-rate', args['e2e-rate'], 200),
+      entriesPerRequest: number('e2e-per-request', args['e2e-per-request'], 10),
+      durationSeconds: number('e2e-seconds', args['e2e-seconds'], quick ? 10 : 30),
+    },
+    cpuProfDir: args['cpu-prof'],
+    compareApi: args.compare,
+    log: (line) => console.log(line),
+  };
+}
+
+function command(): string {
+  const argv = process.argv.slice(2).join(' ');
+  return process.env.npm_lifecycle_event === 'bench'
+    ? `npm run bench${argv ? ` -- ${argv}` : ''}`
+    : `ts-node scripts/bench.ts${argv ? ` ${argv}` : ''}`;
+}
+
+async function main(): Promise<void> {
+  const cleanup = new Cleanup();
+  cleanup.exitOnInterrupt();
+  const results = await runBench(options(), cleanup, command());
+  const targets = targetsFor(readConsumerConfig().batchFlushMs);
+  console.log(`\n${textTable(rows(summarise(results), targets))}`);
+  console.log(`\n${(results.seconds / 60).toFixed(1)} minutes`);
+  // A quick or partial run is a look, not a record: it leaves the committed figures alone.
+  const partial = args.quick || args.only !== undefined;
+  if (args['no-write'] || (partial && args.out === undefined)) {
+    console.log('results not written (pass --out <file.md> to write them)');
+    return;
+  }
+  const markdownPath = args.out ?? join(ROOT, 'docs', 'benchmarks.md');
+  const svgPath = markdownPath.replace(/\.md$/, '') + '.svg';
+  await writeReport(results, targets, { markdownPath, svgPath });
+  console.log(`written to ${markdownPath} and ${svgPath}`);
+}
+
+main().catch((error: unknown) => {
+  console.error('benchmark failed:', error);
+  process.exit(1);
+});
