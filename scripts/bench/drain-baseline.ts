@@ -1,6 +1,7 @@
 /**
  * The limit for the consumer's drain rate: a plain amqplib consume-write-ack loop, no framework,
- * no validation, writing the same files (staged, fsynced when SINK_FSYNC, renamed) with up to
+ * no validation, writing the same files (staged, fsynced when SINK_FSYNC, renamed, the directory
+ * fsynced after the rename as the consumer does it) with up to
  * WORKERS_MAX writes in flight per shard, acking a delivery once all its entries are written.
  * Run as a child process by the benchmark (scripts/bench/drain.ts, end-to-end.ts); prints
  * `processed <n>` lines.
@@ -10,6 +11,7 @@ import { join } from 'node:path';
 import { type Channel, type ConsumeMessage, connect } from 'amqplib';
 import { assertTopology } from '@app/rabbitmq';
 import { shardQueueName } from '@app/sharding';
+import { DirectorySyncer } from '../../apps/consumer/src/file-sink/directory-syncer';
 
 const env = process.env;
 const url = env.RABBITMQ_URL ?? 'amqp://guest:guest@localhost:5672';
@@ -24,6 +26,9 @@ const maxWrites = Number(env.WORKERS_MAX ?? 4);
 let processed = 0;
 let sequence = 0;
 
+// The same directory fsync as the consumer's, so that a rename survives a crash before the ack.
+const directory = new DirectorySyncer(dir);
+
 async function writeFile(name: string, data: string): Promise<void> {
   const staged = join(dir, '.inflight', `${name}.tmp`);
   const handle = await open(staged, 'w');
@@ -31,6 +36,7 @@ async function writeFile(name: string, data: string): Promise<void> {
   if (fsync) await handle.sync();
   await handle.close();
   await rename(staged, join(dir, name));
+  if (fsync) await directory.sync();
 }
 
 function consumeShard(channel: Channel, shard: number): void {
