@@ -1,9 +1,9 @@
 /**
  * The benchmark's yardstick: the api's contract for a valid `POST /message`, with no framework
  * around it (plain Fastify and one amqplib confirm channel). Same validation function, same shard
- * math, same queue layout and wire format, one persistent message per shard per request, and 201
- * only once the broker has confirmed every one. Started by the benchmark (scripts/bench/ingest.ts,
- * end-to-end.ts); not a product.
+ * math, same queue layout and wire format, one persistent, mandatory message per shard per request,
+ * and 201 only once the broker has confirmed every one. Started by the benchmark (scripts/bench/
+ * ingest.ts, end-to-end.ts); not a product.
  */
 import { randomUUID } from 'node:crypto';
 import { connect } from 'amqplib';
@@ -22,15 +22,26 @@ async function main(): Promise<void> {
   const channel = await connection.createConfirmChannel();
   await assertTopology(channel, rabbitmq);
 
+  // Mandatory publishes, as the api's: a message the broker routes nowhere comes back before its confirm.
+  const returned = new Set<string>();
+  channel.on('return', (message: { properties: { messageId?: unknown } }) => {
+    if (typeof message.properties.messageId === 'string') returned.add(message.properties.messageId);
+  });
+
   const publish = (shard: number, entries: WireEntry[]): Promise<void> => {
     const packet: ShardPacket = { pattern: ENTRIES_PATTERN, data: { shard, entries } };
-    return new Promise((resolve, reject) => {
+    const messageId = randomUUID();
+    return new Promise<void>((resolve, reject) => {
       channel.publish(
         SHARD_EXCHANGE,
         shardQueueName(rabbitmq.queuePrefix, shard),
         Buffer.from(JSON.stringify(packet)),
-        { persistent: true, contentType: 'application/json' },
-        (error: unknown) => (error ? reject(new Error('nacked by the broker', { cause: error })) : resolve()),
+        { persistent: true, contentType: 'application/json', mandatory: true, messageId },
+        (error: unknown) => {
+          if (error) reject(new Error('nacked by the broker', { cause: error }));
+          else if (returned.delete(messageId)) reject(new Error('routed to no queue'));
+          else resolve();
+        },
       );
     });
   };
