@@ -3,9 +3,9 @@
  * run, against the local RabbitMQ (RABBITMQ_URL). Prints a table and writes it, with the machine,
  * the versions and a chart, to docs/benchmarks.md and docs/benchmarks.svg.
  *
- *   npm run bench                         # the full run, about 12 minutes
- *   npm run bench -- --quick              # smaller sizes, about 2 minutes; leaves docs/ alone
- *   npm run bench -- [--rounds 3] [--duration 8] [--warmup 2] [--connections 20] [--sizes 1,100,1000]
+ *   npm run bench                         # the full run, about 10 minutes
+ *   npm run bench -- --quick              # smaller sizes, about 1.5 minutes; leaves docs/ alone
+ *   npm run bench -- [--rounds 4] [--duration 8] [--warmup 2] [--connections 20] [--sizes 1,100,1000]
  *                    [--backlog 200000] [--cases fsync:5,fsync:500,nofsync:5,nofsync:500]
  *                    [--e2e-seconds 30] [--e2e-rate 200] [--e2e-per-request 10]
  *                    [--only ingest,drain,e2e] [--cpu-prof <dir>] [--compare <api main.js>]
@@ -67,7 +67,7 @@ function options(): BenchOptions {
   const quick = args.quick;
   return {
     phases: parsePhases(args.only),
-    rounds: number('rounds', args.rounds, quick ? 1 : 3),
+    rounds: number('rounds', args.rounds, quick ? 1 : 4),
     shardsCount: 5,
     ingest: {
       sizes: args.sizes.split(',').map((size) => number('sizes', size, 0)),

@@ -94,7 +94,8 @@ function latencyPanel(rows: LatencyRow[], top: number): { svg: string[]; height:
   const plotTop = top + 34;
   const values = rows.flatMap((row) => [row.ours.p50, row.ours.p99, row.limit.p50, row.limit.p99, row.targetMs ?? 1]);
   const finite = values.filter((value) => Number.isFinite(value) && value > 0);
-  const low = Math.floor(Math.log10(Math.min(1, ...finite)));
+  // A decade below the smallest value, so that a mark at exactly 1 ms is not on the axis.
+  const low = Math.floor(Math.log10(Math.min(1, ...finite) * 0.9));
   const high = Math.ceil(Math.log10(Math.max(10, ...finite) * 1.2));
   const x = (value: number) =>
     LABEL_WIDTH + ((Math.log10(Math.max(value, 10 ** low)) - low) / (high - low)) * PLOT_WIDTH;

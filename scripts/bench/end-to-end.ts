@@ -125,7 +125,8 @@ export async function measureEndToEnd(target: EndToEndTarget, options: EndToEndO
   const prefix = testPrefix(`bench-e2e-${target}`);
   const output = await mkdtemp(join(options.outputRoot, `e2e-${target}-`));
   const deleteQueues = cleanup.add(`delete queues ${prefix}`, () => broker.deleteQueues(prefix, shardsCount));
-  const env = { QUEUE_PREFIX: prefix, SHARDS_COUNT: String(shardsCount) };
+  // The apps' defaults, logging included (the benchmark's other phases run at LOG_LEVEL=warn).
+  const env = { QUEUE_PREFIX: prefix, SHARDS_COUNT: String(shardsCount), LOG_LEVEL: 'info' };
   const apiPort = await freePort();
   const consumerPort = await freePort();
   const apiUrl = `http://127.0.0.1:${apiPort}`;

@@ -9,6 +9,7 @@ export interface StartOptions {
   name: string;
   /** The script (and its arguments) after `node`. */
   args: string[];
+  /** On top of this process's environment and LOG_LEVEL=warn. */
   env: Record<string, string>;
   cleanup: Cleanup;
   /** Writes a V8 CPU profile into this folder when the process exits. */

@@ -9,7 +9,7 @@ import { cpus, release, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { connect } from 'amqplib';
 import { TestBroker, tempDir, testBrokerUrl } from '@app/testing';
-import { ROOT, prepareBuild } from './build';
+import { type BenchBuild, ROOT, prepareBuild } from './build';
 import type { Cleanup } from './cleanup';
 import { type DrainCase, type DrainFigures, type DrainTarget, measureDrain } from './drain';
 import { type EndToEndFigures, measureEndToEnd } from './end-to-end';
@@ -100,116 +100,126 @@ function rate(value: number): string {
 export async function runBench(options: BenchOptions, cleanup: Cleanup, command: string): Promise<BenchResults> {
   const startedAt = Date.now();
   const { log, ...recorded } = options;
-  const { shardsCount, rounds } = options;
   const url = testBrokerUrl();
-  const environment = await describeEnvironment(url, command);
-  const build = prepareBuild();
-  const removeBuild = cleanup.add(`remove ${build.dir}`, () => build.remove());
-  const broker = await TestBroker.connect(url);
-  const closeBroker = cleanup.add('close the broker connection', () => broker.close());
-  // Every batch file of the run, deleted only at its end (see DrainOptions.outputRoot).
-  const outputs = await tempDir('bench-output');
-  const removeOutputs = cleanup.add(`remove ${outputs.path}`, () => outputs.remove());
-  const results: BenchResults = {
-    options: recorded,
-    environment,
-    ingest: [],
-    drain: [],
-    endToEnd: [],
-    seconds: 0,
-  };
+  const undo: Array<() => Promise<void>> = [];
   try {
-    if (options.phases.includes('ingest')) {
-      const { sizes, connections, warmupSeconds, durationSeconds } = options.ingest;
-      log(
-        `ingest: POST /message at ${sizes.join(', ')} entries per request, ${connections} connections, ` +
-          `${warmupSeconds} s warm-up + ${durationSeconds} s each, ${rounds} round(s), no consumer`,
-      );
-      const targets: IngestTarget[] = [
-        ...(options.compareApi === undefined ? [] : [{ name: 'compare', script: options.compareApi }]),
-        { name: 'api', script: build.apiMain },
-        { name: 'baseline', script: build.apiBaseline },
-      ];
-      const loads = sizes.map((entriesPerRequest) => ({ entriesPerRequest, connections, warmupSeconds, durationSeconds }));
-      for (let round = 1; round <= rounds; round++) {
-        const figures = await measureIngestRound(targets, loads, {
-          round,
-          broker,
-          cleanup,
-          shardsCount,
-          cpuProfDir: options.cpuProfDir,
-          onResult: (f) =>
-            log(
-              `  round ${round} ${f.target.padEnd(8)} ${String(f.entriesPerRequest).padStart(4)}/request ` +
-                `${rate(f.entriesPerSecond).padStart(9)} entries/s, p50 ${f.p50Ms} ms, p99 ${f.p99Ms} ms, ` +
-                `${f.cpuUsPerRequest === undefined ? '?' : Math.round(f.cpuUsPerRequest)} us CPU/request, ` +
-                `non-2xx ${f.non2xx}, errors ${f.errors}, ${f.messagesQueued} messages queued`,
-            ),
-        });
-        results.ingest.push(...figures);
-      }
-    }
+    // First, for its clear error when RabbitMQ is not there.
+    const broker = await TestBroker.connect(url);
+    undo.push(cleanup.add('close the broker connection', () => broker.close()));
+    const environment = await describeEnvironment(url, command);
+    const build = prepareBuild();
+    undo.push(cleanup.add(`remove ${build.dir}`, () => build.remove()));
+    // Every batch file of the run, deleted only at its end (see DrainOptions.outputRoot).
+    const outputs = await tempDir('bench-output');
+    undo.push(
+      cleanup.add(`remove ${outputs.path}`, async () => {
+        const removing = Date.now();
+        await outputs.remove();
+        log(`removed the run's batch files in ${((Date.now() - removing) / 1000).toFixed(1)} s`);
+      }),
+    );
+    const results: BenchResults = { options: recorded, environment, ingest: [], drain: [], endToEnd: [], seconds: 0 };
+    await runPhases(options, { url, broker, build, outputRoot: outputs.path, cleanup }, results);
+    results.seconds = (Date.now() - startedAt) / 1000;
+    return results;
+  } finally {
+    for (const step of undo.reverse()) await step();
+  }
+}
 
-    if (options.phases.includes('drain')) {
-      const { entries, cases } = options.drain;
-      log(`drain: a backlog of ${rate(entries)} entries to completed files, ${rounds} round(s)`);
-      for (let round = 1; round <= rounds; round++) {
-        for (const [index, drainCase] of cases.entries()) {
-          // Alternate who goes first, by round and by case: this disk's speed swings minute to minute.
-          const order: DrainTarget[] = (round + index) % 2 === 1 ? ['consumer', 'baseline'] : ['baseline', 'consumer'];
-          for (const target of order) {
-            const f = await measureDrain(target, drainCase, {
-              url,
-              entries,
-              shardsCount,
-              build,
-              cleanup,
-              outputRoot: outputs.path,
-              cpuProfDir: options.cpuProfDir,
-            });
-            results.drain.push({ ...f, round });
-            log(
-              `  round ${round} ${target.padEnd(8)} fsync ${drainCase.fsync ? 'on ' : 'off'} batch ` +
-                `${String(drainCase.batchSize).padEnd(4)}${rate(f.entriesPerSecond).padStart(9)} entries/s, ` +
-                `${f.cpuUsPerEntry?.toFixed(1) ?? '?'} us CPU/entry, wall ${f.wallSeconds.toFixed(1)} s, ` +
-                `peak RSS ${f.peakRssMb.toFixed(0)} MB`,
-            );
-          }
+interface RunContext {
+  url: string;
+  broker: TestBroker;
+  build: BenchBuild;
+  outputRoot: string;
+  cleanup: Cleanup;
+}
+
+async function runPhases(options: BenchOptions, context: RunContext, results: BenchResults): Promise<void> {
+  const { log, shardsCount, rounds } = options;
+  const { url, broker, build, outputRoot, cleanup } = context;
+  if (options.phases.includes('ingest')) {
+    const { sizes, connections, warmupSeconds, durationSeconds } = options.ingest;
+    log(
+      `ingest: POST /message at ${sizes.join(', ')} entries per request, ${connections} connections, ` +
+        `${warmupSeconds} s warm-up + ${durationSeconds} s each, ${rounds} round(s), no consumer`,
+    );
+    const targets: IngestTarget[] = [
+      ...(options.compareApi === undefined ? [] : [{ name: 'compare', script: options.compareApi }]),
+      { name: 'api', script: build.apiMain },
+      { name: 'baseline', script: build.apiBaseline },
+    ];
+    const loads = sizes.map((entriesPerRequest) => ({ entriesPerRequest, connections, warmupSeconds, durationSeconds }));
+    for (let round = 1; round <= rounds; round++) {
+      const figures = await measureIngestRound(targets, loads, {
+        round,
+        broker,
+        cleanup,
+        shardsCount,
+        cpuProfDir: options.cpuProfDir,
+        onResult: (f) =>
+          log(
+            `  round ${round} ${f.target.padEnd(8)} ${String(f.entriesPerRequest).padStart(4)}/request ` +
+              `${rate(f.entriesPerSecond).padStart(9)} entries/s, p50 ${f.p50Ms} ms, p99 ${f.p99Ms} ms, ` +
+              `${f.cpuUsPerRequest === undefined ? '?' : Math.round(f.cpuUsPerRequest)} us CPU/request, ` +
+              `non-2xx ${f.non2xx}, errors ${f.errors}, ${f.messagesQueued} messages queued`,
+          ),
+      });
+      results.ingest.push(...figures);
+    }
+  }
+
+  if (options.phases.includes('drain')) {
+    const { entries, cases } = options.drain;
+    log(`drain: a backlog of ${rate(entries)} entries to completed files, ${rounds} round(s)`);
+    for (let round = 1; round <= rounds; round++) {
+      for (const [index, drainCase] of cases.entries()) {
+        // Alternate who goes first, by round and by case: this disk's speed swings minute to minute.
+        const order: DrainTarget[] = (round + index) % 2 === 1 ? ['consumer', 'baseline'] : ['baseline', 'consumer'];
+        for (const target of order) {
+          const f = await measureDrain(target, drainCase, {
+            url,
+            entries,
+            shardsCount,
+            build,
+            cleanup,
+            outputRoot,
+            cpuProfDir: options.cpuProfDir,
+          });
+          results.drain.push({ ...f, round });
+          log(
+            `  round ${round} ${target.padEnd(8)} fsync ${drainCase.fsync ? 'on ' : 'off'} batch ` +
+              `${String(drainCase.batchSize).padEnd(4)}${rate(f.entriesPerSecond).padStart(9)} entries/s, ` +
+              `${f.cpuUsPerEntry?.toFixed(1) ?? '?'} us CPU/entry, wall ${f.wallSeconds.toFixed(1)} s, ` +
+              `peak RSS ${f.peakRssMb.toFixed(0)} MB`,
+          );
         }
       }
     }
-
-    if (options.phases.includes('e2e')) {
-      const { entriesPerSecond, entriesPerRequest, durationSeconds } = options.endToEnd;
-      log(
-        `end to end: ${entriesPerSecond} entries/s as ${entriesPerSecond / entriesPerRequest} requests/s of ` +
-          `${entriesPerRequest} entries for ${durationSeconds} s, api and writer running with default settings`,
-      );
-      for (const target of ['pipeline', 'baseline'] as const) {
-        const f = await measureEndToEnd(target, {
-          ...options.endToEnd,
-          build,
-          cleanup,
-          broker,
-          shardsCount,
-          outputRoot: outputs.path,
-          cpuProfDir: options.cpuProfDir,
-        });
-        results.endToEnd.push(f);
-        log(
-          `  ${target.padEnd(8)} p50 ${f.p50Ms.toFixed(0)} ms, p99 ${f.p99Ms.toFixed(0)} ms, max ${f.maxMs.toFixed(0)} ms ` +
-            `over ${rate(f.entries)} entries (${f.sentPerSecond.toFixed(0)} entries/s sent, ` +
-            `${f.failedRequests} failed requests)`,
-        );
-      }
-    }
-  } finally {
-    await closeBroker();
-    await removeBuild();
-    const removing = Date.now();
-    await removeOutputs();
-    log(`removed the run's batch files in ${((Date.now() - removing) / 1000).toFixed(1)} s`);
   }
-  results.seconds = (Date.now() - startedAt) / 1000;
-  return results;
+
+  if (options.phases.includes('e2e')) {
+    const { entriesPerSecond, entriesPerRequest, durationSeconds } = options.endToEnd;
+    log(
+      `end to end: ${entriesPerSecond} entries/s as ${entriesPerSecond / entriesPerRequest} requests/s of ` +
+        `${entriesPerRequest} entries for ${durationSeconds} s, api and writer running with default settings`,
+    );
+    for (const target of ['pipeline', 'baseline'] as const) {
+      const f = await measureEndToEnd(target, {
+        ...options.endToEnd,
+        build,
+        cleanup,
+        broker,
+        shardsCount,
+        outputRoot,
+        cpuProfDir: options.cpuProfDir,
+      });
+      results.endToEnd.push(f);
+      log(
+        `  ${target.padEnd(8)} p50 ${f.p50Ms.toFixed(0)} ms, p99 ${f.p99Ms.toFixed(0)} ms, max ${f.maxMs.toFixed(0)} ms ` +
+          `over ${rate(f.entries)} entries (${f.sentPerSecond.toFixed(0)} entries/s sent, ` +
+          `${f.failedRequests} failed requests)`,
+      );
+    }
+  }
 }
