@@ -15,6 +15,12 @@ interface Worker {
   state: 'idle' | 'busy' | 'retired';
   reason: RetireReason | null;
   idleTimer?: NodeJS.Timeout;
+  /**
+   * Aborts the worker's write when it times out. One per worker, not per batch (an
+   * AbortController costs more than the rest of a small batch's bookkeeping): a worker that
+   * times out is retired, so its controller aborts at most one write.
+   */
+  controller: AbortController;
 }
 
 interface Job {
@@ -163,7 +169,7 @@ export class WorkerPool<T> {
     this.inFlight++;
     const startedAt = Date.now();
     const job: Job = { committed: false, reclaimed: false };
-    const controller = new AbortController();
+    const { controller } = worker;
     const timer = setTimeout(() => this.onTimeout(worker, items, job, controller), this.options.timeoutMs);
     const write = (async () =>
       this.writer({
@@ -241,6 +247,7 @@ export class WorkerPool<T> {
       processed: 0,
       state: 'idle',
       reason: null,
+      controller: new AbortController(),
     };
     this.live.set(worker.id, worker);
     this.hooks.resized?.(this.live.size, { started: worker.id });
