@@ -83,7 +83,10 @@ async function main(): Promise<void> {
     await removeBuild();
   }
   const perTarget = new Map(
-    targets.map(({ name }) => [name, mean(runs.filter((run) => run.target === name).map((run) => run.entriesPerSecond))]),
+    targets.map(({ name }) => [
+      name,
+      mean(runs.filter((run) => run.target === name).map((run) => run.entriesPerSecond)),
+    ]),
   );
   for (const [name, entriesPerSecond] of perTarget) {
     console.log(`${name.padEnd(8)} ${formatRate(entriesPerSecond)} entries/s`);

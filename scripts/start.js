@@ -67,7 +67,9 @@ function spawnInOwnGroup(command, options) {
 }
 
 async function main() {
-  const missing = APPS.map(({ name }) => join(ROOT, 'dist', 'apps', name, 'main.js')).filter((file) => !existsSync(file));
+  const missing = APPS.map(({ name }) => join(ROOT, 'dist', 'apps', name, 'main.js')).filter(
+    (file) => !existsSync(file),
+  );
   if (missing.length > 0) {
     say(`${missing.join(', ')} missing: run \`npm run build\` first (\`npm start\` does)`);
     return 1;

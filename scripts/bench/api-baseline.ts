@@ -48,7 +48,7 @@ async function main(): Promise<void> {
 
   const app = Fastify({ bodyLimit: api.maxBodyBytes });
   app.removeContentTypeParser(['text/plain']);
-  app.get('/health', async () => ({ status: 'ok' }));
+  app.get('/health', () => Promise.resolve({ status: 'ok' }));
   app.post('/message', async (request, reply) => {
     const body = request.body;
     if (!Array.isArray(body) || body.length === 0) {
@@ -91,7 +91,10 @@ async function main(): Promise<void> {
     try {
       await Promise.race([Promise.all([...byShard].map(([shard, group]) => publish(shard, group))), timedOut]);
     } catch (error) {
-      return reply.code(503).header('Retry-After', '1').send({ statusCode: 503, message: String(error) });
+      return reply
+        .code(503)
+        .header('Retry-After', '1')
+        .send({ statusCode: 503, message: String(error) });
     } finally {
       clearTimeout(timer);
     }

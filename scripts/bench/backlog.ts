@@ -18,9 +18,13 @@ export async function preloadBacklog(options: BacklogOptions): Promise<void> {
   const connection = await connect(options.url);
   try {
     const channel = await connection.createConfirmChannel();
-    await assertTopology(channel, { queuePrefix: options.prefix, shardsCount: options.shardsCount, queueType: 'classic' });
+    await assertTopology(channel, {
+      queuePrefix: options.prefix,
+      shardsCount: options.shardsCount,
+      queueType: 'classic',
+    });
     const base = Date.UTC(2019, 9, 12, 8, 10, 0);
-    for (let sent = 0; sent < options.entries; ) {
+    for (let sent = 0; sent < options.entries;) {
       const count = Math.min(options.perRequest, options.entries - sent);
       const byShard = new Map<number, WireEntry[]>();
       for (let i = 0; i < count; i++) {

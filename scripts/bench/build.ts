@@ -31,7 +31,10 @@ export interface PrepareOptions {
 }
 
 /** Copies the built apps and compiles the baselines into `.tmp/bench-<tag>`. */
-export function prepareBuild({ tag = String(process.pid), apps = ['api', 'consumer'] }: PrepareOptions = {}): BenchBuild {
+export function prepareBuild({
+  tag = String(process.pid),
+  apps = ['api', 'consumer'],
+}: PrepareOptions = {}): BenchBuild {
   const dir = join(ROOT, '.tmp', `bench-${tag}`);
   const remove = (): void => rmSync(dir, { recursive: true, force: true });
   remove();
@@ -64,9 +67,11 @@ export function prepareBuild({ tag = String(process.pid), apps = ['api', 'consum
  */
 function compileBaselines(out: string): void {
   const configPath = join(ROOT, 'tsconfig.json');
-  const { config, error } = ts.readConfigFile(configPath, (path) => ts.sys.readFile(path));
-  if (error) throw new Error(ts.flattenDiagnosticMessageText(error.messageText, '\n'));
-  const parsed = ts.parseJsonConfigFileContent(config, ts.sys, ROOT, undefined, configPath);
+  const read: { config?: unknown; error?: ts.Diagnostic } = ts.readConfigFile(configPath, (path) =>
+    ts.sys.readFile(path),
+  );
+  if (read.error) throw new Error(ts.flattenDiagnosticMessageText(read.error.messageText, '\n'));
+  const parsed = ts.parseJsonConfigFileContent(read.config, ts.sys, ROOT, undefined, configPath);
   const program = ts.createProgram({
     rootNames: BASELINES.map((file) => join(ROOT, file)),
     options: {

@@ -10,7 +10,14 @@ const WIDTH = 880;
 const LABEL_WIDTH = 250;
 const PLOT_WIDTH = 470;
 const ROW = 26;
-const COLORS = { ours: '#2f6db5', limit: '#9aa3ad', met: '#2e8b57', missed: '#d9822b', plain: '#2f6db5', target: '#c0392b' };
+const COLORS = {
+  ours: '#2f6db5',
+  limit: '#9aa3ad',
+  met: '#2e8b57',
+  missed: '#d9822b',
+  plain: '#2f6db5',
+  target: '#c0392b',
+};
 
 function escape(text: string): string {
   return text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
@@ -47,7 +54,14 @@ interface RatioBar {
 
 function ratioPanel(bars: RatioBar[], top: number): { svg: string[]; height: number } {
   const svg: string[] = [];
-  svg.push(text(20, top + 18, 'Throughput, as a share of the framework-free limit (1.0 = as fast as the limit)', 'class="title"'));
+  svg.push(
+    text(
+      20,
+      top + 18,
+      'Throughput, as a share of the framework-free limit (1.0 = as fast as the limit)',
+      'class="title"',
+    ),
+  );
   const plotTop = top + 34;
   const maxRatio = Math.max(1.2, ...bars.map((bar) => (Number.isFinite(bar.ratio) ? bar.ratio * 1.05 : 0)));
   const x = (value: number) => LABEL_WIDTH + (value / maxRatio) * PLOT_WIDTH;
@@ -116,7 +130,12 @@ function latencyPanel(rows: LatencyRow[], top: number): { svg: string[]; height:
       svg.push(rect(x(10 ** low), barY + 4, end - x(10 ** low), ROW - 8, COLORS[side]));
       if (Number.isFinite(p50)) svg.push(line(x(p50), barY + 2, x(p50), barY + ROW - 2, '#111', 'stroke-width="2"'));
       svg.push(
-        text(end + 6, barY + 15, `${side === 'ours' ? 'ours' : 'limit'}: p50 ${formatMs(p50)}, p99 ${formatMs(p99)}`, 'class="value"'),
+        text(
+          end + 6,
+          barY + 15,
+          `${side === 'ours' ? 'ours' : 'limit'}: p50 ${formatMs(p50)}, p99 ${formatMs(p99)}`,
+          'class="value"',
+        ),
       );
     });
     if (row.targetMs !== undefined) {

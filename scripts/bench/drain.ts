@@ -77,7 +77,7 @@ function start(
       if (match) latest = Number(match[1]);
     },
   });
-  return { child, processed: async () => latest };
+  return { child, processed: () => Promise.resolve(latest) };
 }
 
 export interface DrainOptions {
@@ -98,7 +98,11 @@ export interface DrainOptions {
 }
 
 /** Preloads a backlog, starts `target` on it and measures how fast it drains into files. */
-export async function measureDrain(target: DrainTarget, drainCase: DrainCase, options: DrainOptions): Promise<DrainFigures> {
+export async function measureDrain(
+  target: DrainTarget,
+  drainCase: DrainCase,
+  options: DrainOptions,
+): Promise<DrainFigures> {
   const { url, entries, perRequest = 100, shardsCount = 5, cleanup } = options;
   const prefix = testPrefix(`bench-drain-${target}`);
   const output = await mkdtemp(join(options.outputRoot, `drain-${target}-`));
@@ -121,16 +125,19 @@ export async function measureDrain(target: DrainTarget, drainCase: DrainCase, op
     try {
       // CPU time from the first entry written (boot left out) to the last, per entry.
       let first: { cpu?: number; processed: number } | undefined;
-      const outcome = await waitFor(async () => {
-        if (!child.running) return 'exited';
-        const count = await processed();
-        if (first === undefined && count > 0) first = { cpu: child.cpuSeconds(), processed: count };
-        return count >= entries;
-      }, {
-        description: `${target} to drain ${entries} entries`,
-        timeoutMs: 600_000,
-        intervalMs: 50,
-      });
+      const outcome = await waitFor(
+        async () => {
+          if (!child.running) return 'exited';
+          const count = await processed();
+          if (first === undefined && count > 0) first = { cpu: child.cpuSeconds(), processed: count };
+          return count >= entries;
+        },
+        {
+          description: `${target} to drain ${entries} entries`,
+          timeoutMs: 600_000,
+          intervalMs: 50,
+        },
+      );
       if (outcome === 'exited') child.assertRunning();
       const wallSeconds = (Date.now() - startedAt) / 1000;
       const rss = child.peakRssMb();

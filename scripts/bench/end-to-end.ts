@@ -173,7 +173,9 @@ export async function measureEndToEnd(target: EndToEndTarget, options: EndToEndO
     if (outcome === 'exited') writer.assertRunning();
 
     const latencies = accepted
-      .flatMap(({ ids: batch, answeredAt }) => batch.map((id) => (files.completedAt.get(id) ?? Number.NaN) - answeredAt))
+      .flatMap(({ ids: batch, answeredAt }) =>
+        batch.map((id) => (files.completedAt.get(id) ?? Number.NaN) - answeredAt),
+      )
       .sort((a, b) => a - b);
     return {
       target,

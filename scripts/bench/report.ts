@@ -279,9 +279,11 @@ export function textTable(table: Row[]): string {
       .map((cell, column) => (column === 0 ? cell.padEnd(widths[column]) : cell.padStart(widths[column])))
       .join('  ')
       .trimEnd();
-  return [format(HEADER), widths.map((w) => '-'.repeat(w)).join('  '), ...table.slice().map((row) => format(cells(row)))].join(
-    '\n',
-  );
+  return [
+    format(HEADER),
+    widths.map((w) => '-'.repeat(w)).join('  '),
+    ...table.slice().map((row) => format(cells(row))),
+  ].join('\n');
 }
 
 /** The table as Markdown. */
@@ -290,7 +292,9 @@ export function markdownTable(table: Row[]): string {
   return [
     line(HEADER),
     line(['---', '---:', '---:', '---:', '---:', '---']),
-    ...table.map((row) => line(cells(row).map((cell, column) => (column === 5 && cell === 'missed' ? '**missed**' : cell)))),
+    ...table.map((row) =>
+      line(cells(row).map((cell, column) => (column === 5 && cell === 'missed' ? '**missed**' : cell))),
+    ),
   ].join('\n');
 }
 

@@ -149,7 +149,12 @@ async function runPhases(options: BenchOptions, context: RunContext, results: Be
       { name: 'api', script: build.apiMain },
       { name: 'baseline', script: build.apiBaseline },
     ];
-    const loads = sizes.map((entriesPerRequest) => ({ entriesPerRequest, connections, warmupSeconds, durationSeconds }));
+    const loads = sizes.map((entriesPerRequest) => ({
+      entriesPerRequest,
+      connections,
+      warmupSeconds,
+      durationSeconds,
+    }));
     for (let round = 1; round <= rounds; round++) {
       const figures = await measureIngestRound(targets, loads, {
         round,

@@ -1,5 +1,15 @@
 import { countIds, waitFor, waitForAllWritten } from '@app/testing';
-import { CASE_TIMEOUT_MS, FaultCase, type Load, SHORT, duplicates, holdFault, pick, summary, waitForHealth } from './fault-kit';
+import {
+  CASE_TIMEOUT_MS,
+  FaultCase,
+  type Load,
+  SHORT,
+  duplicates,
+  holdFault,
+  pick,
+  summary,
+  waitForHealth,
+} from './fault-kit';
 
 const PUBLISH_TIMEOUT_MS = 1_000;
 /** What a request may take beyond PUBLISH_TIMEOUT_MS: the HTTP round trip on a busy 2-core box. */
@@ -32,120 +42,134 @@ describe('the broker goes away while clients keep posting', () => {
       .filter((entry) => values.has(entry.value)).length;
   }
 
-  it('cut for 5 s (api and consumer): 503 with Retry-After, never a 201 that is lost, both recover without a restart', async () => {
-    const pipeline = await run.pipelineFor('faults-cut');
-    const apiLink = await run.brokerProxy();
-    const consumerLink = await run.brokerProxy();
-    const api = await pipeline.startApi({ RABBITMQ_URL: apiLink.url, PUBLISH_TIMEOUT_MS: String(PUBLISH_TIMEOUT_MS) });
-    const consumer = await pipeline.startConsumer({
-      RABBITMQ_URL: consumerLink.url,
-      BATCH_FLUSH_MS: '200',
-      PREFETCH: '20',
-    });
-    const load = run.startLoad(api.url, { ...RATE, label: 'cut' });
-    await waitFor(() => load.createdSince(0) >= 20, { description: '20 requests answered 201 before the cut' });
+  it(
+    'cut for 5 s (api and consumer): 503 with Retry-After, never a 201 that is lost, both recover without a restart',
+    async () => {
+      const pipeline = await run.pipelineFor('faults-cut');
+      const apiLink = await run.brokerProxy();
+      const consumerLink = await run.brokerProxy();
+      const api = await pipeline.startApi({
+        RABBITMQ_URL: apiLink.url,
+        PUBLISH_TIMEOUT_MS: String(PUBLISH_TIMEOUT_MS),
+      });
+      const consumer = await pipeline.startConsumer({
+        RABBITMQ_URL: consumerLink.url,
+        BATCH_FLUSH_MS: '200',
+        PREFETCH: '20',
+      });
+      const load = run.startLoad(api.url, { ...RATE, label: 'cut' });
+      await waitFor(() => load.createdSince(0) >= 20, { description: '20 requests answered 201 before the cut' });
 
-    const cutAt = Date.now();
-    apiLink.proxy.cut();
-    consumerLink.proxy.cut();
-    await waitForHealth(api.url, 503, 'api', CUT_MS);
-    await waitForHealth(consumer.url, 503, 'consumer', CUT_MS);
-    await holdFault(cutAt + CUT_MS - Date.now());
-    apiLink.proxy.restore();
-    consumerLink.proxy.restore();
-    const restoredAt = Date.now();
+      const cutAt = Date.now();
+      apiLink.proxy.cut();
+      consumerLink.proxy.cut();
+      await waitForHealth(api.url, 503, 'api', CUT_MS);
+      await waitForHealth(consumer.url, 503, 'consumer', CUT_MS);
+      await holdFault(cutAt + CUT_MS - Date.now());
+      apiLink.proxy.restore();
+      consumerLink.proxy.restore();
+      const restoredAt = Date.now();
 
-    const apiBackMs = await waitForHealth(api.url, 200, 'api');
-    const consumerBackMs = await waitForHealth(consumer.url, 200, 'consumer');
-    await waitFor(() => load.createdSince(restoredAt) >= 20, {
-      description: '20 requests answered 201 after the broker came back',
-      timeoutMs: 15_000,
-    });
-    await load.stop();
+      const apiBackMs = await waitForHealth(api.url, 200, 'api');
+      const consumerBackMs = await waitForHealth(consumer.url, 200, 'consumer');
+      await waitFor(() => load.createdSince(restoredAt) >= 20, {
+        description: '20 requests answered 201 after the broker came back',
+        timeoutMs: 15_000,
+      });
+      await load.stop();
 
-    const ids = load.acceptedIds();
-    const files = await waitForAllWritten(pipeline.dir, ids);
-    const counts = countIds(files);
-    const values = new Set(files.flatMap((file) => file.lines.map((line) => line.value)));
-    const stats = load.stats();
-    summary('broker cut 5 s', {
-      requests: stats.requests,
-      status201: stats.created,
-      status503: stats.unavailable,
-      posted: stats.posted,
-      accepted: stats.accepted,
-      lost: ids.filter((id) => !counts.has(id)).length,
-      landedDespite503: landedDespite503(load, values),
-      duplicatedIds: duplicates(counts).ids,
-      maxRequestMs: stats.maxMs,
-      apiHealthBackMs: apiBackMs,
-      consumerHealthBackMs: consumerBackMs,
-    });
-    expectOnlyConfirmedOrRetryable(load);
-    expect(ids.every((id) => counts.has(id))).toBe(true);
-    // Recovered by themselves: the processes that lost the broker are the ones answering now.
-    expect(api.app.running && consumer.app.running).toBe(true);
-    expect(api.app.logs).toContain('connected to RabbitMQ again');
-    expect(consumer.app.logs).toContain('connected to RabbitMQ again');
-  }, CASE_TIMEOUT_MS);
+      const ids = load.acceptedIds();
+      const files = await waitForAllWritten(pipeline.dir, ids);
+      const counts = countIds(files);
+      const values = new Set(files.flatMap((file) => file.lines.map((line) => line.value)));
+      const stats = load.stats();
+      summary('broker cut 5 s', {
+        requests: stats.requests,
+        status201: stats.created,
+        status503: stats.unavailable,
+        posted: stats.posted,
+        accepted: stats.accepted,
+        lost: ids.filter((id) => !counts.has(id)).length,
+        landedDespite503: landedDespite503(load, values),
+        duplicatedIds: duplicates(counts).ids,
+        maxRequestMs: stats.maxMs,
+        apiHealthBackMs: apiBackMs,
+        consumerHealthBackMs: consumerBackMs,
+      });
+      expectOnlyConfirmedOrRetryable(load);
+      expect(ids.every((id) => counts.has(id))).toBe(true);
+      // Recovered by themselves: the processes that lost the broker are the ones answering now.
+      expect(api.app.running && consumer.app.running).toBe(true);
+      expect(api.app.logs).toContain('connected to RabbitMQ again');
+      expect(consumer.app.logs).toContain('connected to RabbitMQ again');
+    },
+    CASE_TIMEOUT_MS,
+  );
 
-  it("the api's broker stops answering without closing: 503 within PUBLISH_TIMEOUT_MS, recovery once it answers", async () => {
-    // Long enough, in the full run, for the 5 s heartbeats to declare the connection dead (about 15 s).
-    const stallMs = pick(20_000, 3_000);
-    const pipeline = await run.pipelineFor('faults-stall');
-    const apiLink = await run.brokerProxy();
-    const api = await pipeline.startApi({ RABBITMQ_URL: apiLink.url, PUBLISH_TIMEOUT_MS: String(PUBLISH_TIMEOUT_MS) });
-    await pipeline.startConsumer({ BATCH_FLUSH_MS: '200' });
-    const load = run.startLoad(api.url, { ...RATE, label: 'stall' });
-    await waitFor(() => load.createdSince(0) >= 20, { description: '20 requests answered 201 before the stall' });
+  it(
+    "the api's broker stops answering without closing: 503 within PUBLISH_TIMEOUT_MS, recovery once it answers",
+    async () => {
+      // Long enough, in the full run, for the 5 s heartbeats to declare the connection dead (about 15 s).
+      const stallMs = pick(20_000, 3_000);
+      const pipeline = await run.pipelineFor('faults-stall');
+      const apiLink = await run.brokerProxy();
+      const api = await pipeline.startApi({
+        RABBITMQ_URL: apiLink.url,
+        PUBLISH_TIMEOUT_MS: String(PUBLISH_TIMEOUT_MS),
+      });
+      await pipeline.startConsumer({ BATCH_FLUSH_MS: '200' });
+      const load = run.startLoad(api.url, { ...RATE, label: 'stall' });
+      await waitFor(() => load.createdSince(0) >= 20, { description: '20 requests answered 201 before the stall' });
 
-    const stalledAt = Date.now();
-    apiLink.proxy.stall();
-    await waitFor(() => load.records.some((r) => r.status === 503 && r.startedAt >= stalledAt), {
-      description: 'a 503 while the broker does not answer',
-      timeoutMs: 2 * PUBLISH_TIMEOUT_MS + MARGIN_MS,
-    });
-    // Until the heartbeats give up, the connection looks up: /health stays 200 while publishes time out.
-    let apiHealthDownAfterMs: number | 'n/a' = 'n/a';
-    if (!SHORT) {
-      await waitForHealth(api.url, 503, 'api', stallMs - (Date.now() - stalledAt));
-      apiHealthDownAfterMs = Date.now() - stalledAt;
-    }
-    await holdFault(stalledAt + stallMs - Date.now());
-    apiLink.proxy.restore();
-    const restoredAt = Date.now();
+      const stalledAt = Date.now();
+      apiLink.proxy.stall();
+      await waitFor(() => load.records.some((r) => r.status === 503 && r.startedAt >= stalledAt), {
+        description: 'a 503 while the broker does not answer',
+        timeoutMs: 2 * PUBLISH_TIMEOUT_MS + MARGIN_MS,
+      });
+      // Until the heartbeats give up, the connection looks up: /health stays 200 while publishes time out.
+      let apiHealthDownAfterMs: number | 'n/a' = 'n/a';
+      if (!SHORT) {
+        await waitForHealth(api.url, 503, 'api', stallMs - (Date.now() - stalledAt));
+        apiHealthDownAfterMs = Date.now() - stalledAt;
+      }
+      await holdFault(stalledAt + stallMs - Date.now());
+      apiLink.proxy.restore();
+      const restoredAt = Date.now();
 
-    const apiBackMs = await waitForHealth(api.url, 200, 'api');
-    await waitFor(() => load.createdSince(restoredAt) >= 20, {
-      description: '20 requests answered 201 after the broker answered again',
-      timeoutMs: 20_000,
-    });
-    await load.stop();
+      const apiBackMs = await waitForHealth(api.url, 200, 'api');
+      await waitFor(() => load.createdSince(restoredAt) >= 20, {
+        description: '20 requests answered 201 after the broker answered again',
+        timeoutMs: 20_000,
+      });
+      await load.stop();
 
-    const ids = load.acceptedIds();
-    const files = await waitForAllWritten(pipeline.dir, ids);
-    const counts = countIds(files);
-    const values = new Set(files.flatMap((file) => file.lines.map((line) => line.value)));
-    const stats = load.stats();
-    const duringStall = load.records.filter((r) => r.startedAt >= stalledAt && r.startedAt < restoredAt);
-    summary(`api broker stalled ${stallMs / 1000} s`, {
-      requests: stats.requests,
-      status201: stats.created,
-      status503: stats.unavailable,
-      status201DuringStall: duringStall.filter((r) => r.status === 201).length,
-      apiHealth503AfterMs: apiHealthDownAfterMs,
-      posted: stats.posted,
-      lost: ids.filter((id) => !counts.has(id)).length,
-      landedDespite503: landedDespite503(load, values),
-      maxRequestMs: stats.maxMs,
-      apiHealthBackMs: apiBackMs,
-    });
-    expectOnlyConfirmedOrRetryable(load);
-    // Nothing reaches the broker while stalled: a request whose whole timeout fell inside the stall cannot be a 201.
-    const unconfirmable = duringStall.filter((r) => r.startedAt + PUBLISH_TIMEOUT_MS + MARGIN_MS < restoredAt);
-    expect(unconfirmable.length).toBeGreaterThan(0);
-    expect(unconfirmable.filter((r) => r.status !== 503)).toEqual([]);
-    expect(ids.every((id) => counts.has(id))).toBe(true);
-    expect(api.app.running).toBe(true);
-  }, CASE_TIMEOUT_MS);
+      const ids = load.acceptedIds();
+      const files = await waitForAllWritten(pipeline.dir, ids);
+      const counts = countIds(files);
+      const values = new Set(files.flatMap((file) => file.lines.map((line) => line.value)));
+      const stats = load.stats();
+      const duringStall = load.records.filter((r) => r.startedAt >= stalledAt && r.startedAt < restoredAt);
+      summary(`api broker stalled ${stallMs / 1000} s`, {
+        requests: stats.requests,
+        status201: stats.created,
+        status503: stats.unavailable,
+        status201DuringStall: duringStall.filter((r) => r.status === 201).length,
+        apiHealth503AfterMs: apiHealthDownAfterMs,
+        posted: stats.posted,
+        lost: ids.filter((id) => !counts.has(id)).length,
+        landedDespite503: landedDespite503(load, values),
+        maxRequestMs: stats.maxMs,
+        apiHealthBackMs: apiBackMs,
+      });
+      expectOnlyConfirmedOrRetryable(load);
+      // Nothing reaches the broker while stalled: a request whose whole timeout fell inside the stall cannot be a 201.
+      const unconfirmable = duringStall.filter((r) => r.startedAt + PUBLISH_TIMEOUT_MS + MARGIN_MS < restoredAt);
+      expect(unconfirmable.length).toBeGreaterThan(0);
+      expect(unconfirmable.filter((r) => r.status !== 503)).toEqual([]);
+      expect(ids.every((id) => counts.has(id))).toBe(true);
+      expect(api.app.running).toBe(true);
+    },
+    CASE_TIMEOUT_MS,
+  );
 });

@@ -21,77 +21,85 @@ describe('the consumer dies or is stopped mid-stream while the api keeps accepti
     });
   }
 
-  it('SIGKILL three times and a restart each time: nothing lost, duplicates counted', async () => {
-    const kills = pick(3, 2);
-    const pipeline = await run.pipelineFor('faults-sigkill');
-    const api = await pipeline.startApi();
-    let consumer = await pipeline.startConsumer(CONSUMER_ENV);
-    const load = run.startLoad(api.url, { ...RATE, label: 'kill' });
+  it(
+    'SIGKILL three times and a restart each time: nothing lost, duplicates counted',
+    async () => {
+      const kills = pick(3, 2);
+      const pipeline = await run.pipelineFor('faults-sigkill');
+      const api = await pipeline.startApi();
+      let consumer = await pipeline.startConsumer(CONSUMER_ENV);
+      const load = run.startLoad(api.url, { ...RATE, label: 'kill' });
 
-    for (let kill = 1; kill <= kills; kill++) {
+      for (let kill = 1; kill <= kills; kill++) {
+        await waitForProgress(pipeline.dir, pick(600, 300));
+        expect(await consumer.app.stop('SIGKILL')).toBeNull();
+        consumer = await pipeline.startConsumer(CONSUMER_ENV);
+      }
       await waitForProgress(pipeline.dir, pick(600, 300));
-      expect(await consumer.app.stop('SIGKILL')).toBeNull();
-      consumer = await pipeline.startConsumer(CONSUMER_ENV);
-    }
-    await waitForProgress(pipeline.dir, pick(600, 300));
-    await load.stop();
+      await load.stop();
 
-    const ids = load.acceptedIds();
-    const files = await waitForAllWritten(pipeline.dir, ids);
-    const counts = countIds(files);
-    const stats = load.stats();
-    const dup = duplicates(counts);
-    summary('sigkill x' + kills, {
-      requests: stats.requests,
-      status201: stats.created,
-      posted: stats.posted,
-      lost: ids.filter((id) => !counts.has(id)).length,
-      duplicatedIds: dup.ids,
-      extraCopies: dup.extraCopies,
-      maxRequestMs: stats.maxMs,
-    });
-    expect(stats.created).toBe(stats.requests);
-    expect(ids.every((id) => counts.has(id))).toBe(true);
-    // Files hold nothing the api did not accept.
-    expect(counts.size).toBe(ids.length);
-  }, CASE_TIMEOUT_MS);
+      const ids = load.acceptedIds();
+      const files = await waitForAllWritten(pipeline.dir, ids);
+      const counts = countIds(files);
+      const stats = load.stats();
+      const dup = duplicates(counts);
+      summary('sigkill x' + kills, {
+        requests: stats.requests,
+        status201: stats.created,
+        posted: stats.posted,
+        lost: ids.filter((id) => !counts.has(id)).length,
+        duplicatedIds: dup.ids,
+        extraCopies: dup.extraCopies,
+        maxRequestMs: stats.maxMs,
+      });
+      expect(stats.created).toBe(stats.requests);
+      expect(ids.every((id) => counts.has(id))).toBe(true);
+      // Files hold nothing the api did not accept.
+      expect(counts.size).toBe(ids.length);
+    },
+    CASE_TIMEOUT_MS,
+  );
 
-  it('SIGTERM and a restart: exit code 0, every entry exactly once', async () => {
-    const pipeline = await run.pipelineFor('faults-sigterm');
-    const api = await pipeline.startApi();
-    const first = await pipeline.startConsumer(CONSUMER_ENV);
-    const load = run.startLoad(api.url, { ...RATE, label: 'term' });
+  it(
+    'SIGTERM and a restart: exit code 0, every entry exactly once',
+    async () => {
+      const pipeline = await run.pipelineFor('faults-sigterm');
+      const api = await pipeline.startApi();
+      const first = await pipeline.startConsumer(CONSUMER_ENV);
+      const load = run.startLoad(api.url, { ...RATE, label: 'term' });
 
-    await waitForProgress(pipeline.dir, pick(800, 300));
-    const stopped = Date.now();
-    expect(await first.app.stop('SIGTERM')).toBe(0);
-    const stopMs = Date.now() - stopped;
-    expect(first.app.logs).toContain('final worker history');
-    const writtenAtStop = await writtenCount(pipeline.dir);
+      await waitForProgress(pipeline.dir, pick(800, 300));
+      const stopped = Date.now();
+      expect(await first.app.stop('SIGTERM')).toBe(0);
+      const stopMs = Date.now() - stopped;
+      expect(first.app.logs).toContain('final worker history');
+      const writtenAtStop = await writtenCount(pipeline.dir);
 
-    await pipeline.startConsumer(CONSUMER_ENV);
-    await waitForProgress(pipeline.dir, pick(800, 300));
-    await load.stop();
+      await pipeline.startConsumer(CONSUMER_ENV);
+      await waitForProgress(pipeline.dir, pick(800, 300));
+      await load.stop();
 
-    const ids = load.acceptedIds();
-    const files = await waitForAllWritten(pipeline.dir, ids);
-    const counts = countIds(files);
-    const stats = load.stats();
-    const dup = duplicates(counts);
-    summary('sigterm', {
-      requests: stats.requests,
-      status201: stats.created,
-      posted: stats.posted,
-      writtenAtStop,
-      stopMs,
-      lost: ids.filter((id) => !counts.has(id)).length,
-      duplicatedIds: dup.ids,
-      maxRequestMs: stats.maxMs,
-    });
-    expect(stats.created).toBe(stats.requests);
-    expect(writtenAtStop).toBeLessThan(ids.length);
-    expect(dup.ids).toBe(0);
-    expect(counts.size).toBe(ids.length);
-    expect(ids.every((id) => counts.get(id) === 1)).toBe(true);
-  }, CASE_TIMEOUT_MS);
+      const ids = load.acceptedIds();
+      const files = await waitForAllWritten(pipeline.dir, ids);
+      const counts = countIds(files);
+      const stats = load.stats();
+      const dup = duplicates(counts);
+      summary('sigterm', {
+        requests: stats.requests,
+        status201: stats.created,
+        posted: stats.posted,
+        writtenAtStop,
+        stopMs,
+        lost: ids.filter((id) => !counts.has(id)).length,
+        duplicatedIds: dup.ids,
+        maxRequestMs: stats.maxMs,
+      });
+      expect(stats.created).toBe(stats.requests);
+      expect(writtenAtStop).toBeLessThan(ids.length);
+      expect(dup.ids).toBe(0);
+      expect(counts.size).toBe(ids.length);
+      expect(ids.every((id) => counts.get(id) === 1)).toBe(true);
+    },
+    CASE_TIMEOUT_MS,
+  );
 });

@@ -39,7 +39,10 @@ export const CASE_TIMEOUT_MS = 120_000;
 /** One line per case, e.g. `[faults] sigkill: posted=4000 created=4000 duplicates=37`. */
 export function summary(name: string, figures: Record<string, unknown>): void {
   const text = Object.entries(figures)
-    .map(([key, value]) => `${key}=${typeof value === 'number' && !Number.isInteger(value) ? value.toFixed(2) : String(value)}`)
+    .map(
+      ([key, value]) =>
+        `${key}=${typeof value === 'number' && !Number.isInteger(value) ? value.toFixed(2) : String(value)}`,
+    )
     .join(' ');
   console.log(`[faults${SHORT ? ' short' : ''}] ${name}: ${text}`);
 }
@@ -118,7 +121,8 @@ export class Load {
   stats() {
     const by = (status: number) => this.records.filter((r) => r.status === status).length;
     const times = this.records.map((r) => r.ms).sort((a, b) => a - b);
-    const at = (q: number) => (times.length === 0 ? 0 : times[Math.min(times.length - 1, Math.floor(q * times.length))]);
+    const at = (q: number) =>
+      times.length === 0 ? 0 : times[Math.min(times.length - 1, Math.floor(q * times.length))];
     return {
       requests: this.records.length,
       /** Entries sent, whatever the answer. */

@@ -29,16 +29,36 @@ function poison(): Array<{ shard: number; what: string; body: Buffer }> {
     { shard: 3, what: 'a JSON array', body: JSON.stringify([{ id: 'poison-array', timestamp: timestampOf(3) }]) },
     { shard: 3, what: 'entries that are not a list', body: packet(3, 'entries') },
     { shard: 4, what: 'no entries', body: packet(4, []) },
-    { shard: 4, what: 'another pattern', body: packet(4, [{ id: 'poison-pattern', timestamp: timestampOf(4) }], 'entries.v0') },
-    { shard: 1, what: 'an entry of another shard', body: packet(1, [{ id: 'poison-shard', timestamp: timestampOf(0) }]) },
-    { shard: 2, what: 'an invalid timestamp (Feb 30)', body: packet(2, [{ id: 'poison-feb30', timestamp: '2019-02-30T08:10:00Z' }]) },
-    { shard: 2, what: 'a timestamp without a zone', body: packet(2, [{ id: 'poison-nozone', timestamp: '2019-10-12T08:10:02' }]) },
+    {
+      shard: 4,
+      what: 'another pattern',
+      body: packet(4, [{ id: 'poison-pattern', timestamp: timestampOf(4) }], 'entries.v0'),
+    },
+    {
+      shard: 1,
+      what: 'an entry of another shard',
+      body: packet(1, [{ id: 'poison-shard', timestamp: timestampOf(0) }]),
+    },
+    {
+      shard: 2,
+      what: 'an invalid timestamp (Feb 30)',
+      body: packet(2, [{ id: 'poison-feb30', timestamp: '2019-02-30T08:10:00Z' }]),
+    },
+    {
+      shard: 2,
+      what: 'a timestamp without a zone',
+      body: packet(2, [{ id: 'poison-nozone', timestamp: '2019-10-12T08:10:02' }]),
+    },
     {
       shard: 3,
       what: 'a valid entry beside one without an id',
       body: packet(3, [{ id: 'poison-valid-neighbour', timestamp: timestampOf(3) }, { timestamp: timestampOf(3) }]),
     },
-    { shard: 4, what: 'a value that is not a string', body: packet(4, [{ id: 'poison-value', timestamp: timestampOf(4), value: 7 }]) },
+    {
+      shard: 4,
+      what: 'a value that is not a string',
+      body: packet(4, [{ id: 'poison-value', timestamp: timestampOf(4), value: 7 }]),
+    },
   ];
   return list.map((item) => ({ ...item, body: Buffer.from(item.body) }));
 }
@@ -48,56 +68,64 @@ describe('poison deliveries straight into the shard queues, mid-stream', () => {
 
   afterEach(() => run.dispose());
 
-  it('dead-letters every one and keeps every shard flowing', async () => {
-    const pipeline = await run.pipelineFor('faults-poison', { shardsCount: SHARDS });
-    const { broker, prefix } = pipeline;
-    const api = await pipeline.startApi();
-    const consumer = await pipeline.startConsumer({ BATCH_FLUSH_MS: '200' });
-    const load = run.startLoad(api.url, { requestsPerSecond: 20, entriesPerRequest: 10, label: 'poison' });
-    await waitFor(() => load.stats().created >= 20, { description: '20 requests answered 201 before the poison' });
+  it(
+    'dead-letters every one and keeps every shard flowing',
+    async () => {
+      const pipeline = await run.pipelineFor('faults-poison', { shardsCount: SHARDS });
+      const { broker, prefix } = pipeline;
+      const api = await pipeline.startApi();
+      const consumer = await pipeline.startConsumer({ BATCH_FLUSH_MS: '200' });
+      const load = run.startLoad(api.url, { requestsPerSecond: 20, entriesPerRequest: 10, label: 'poison' });
+      await waitFor(() => load.stats().created >= 20, { description: '20 requests answered 201 before the poison' });
 
-    const deliveries = poison();
-    for (const { shard, what, body } of deliveries) {
-      await withDeadline(broker.publishRaw(shardQueueName(prefix, shard), body), 10_000, `the broker to confirm ${what}`);
-    }
-    const poisonedAt = Date.now();
-    const deadLetter = deadLetterQueueName(prefix);
-    await waitFor(async () => (await broker.count(deadLetter)) >= deliveries.length, {
-      description: `${deliveries.length} deliveries in ${deadLetter}`,
-    });
-    await waitFor(() => load.createdSince(poisonedAt) >= pick(100, 40), {
-      description: 'requests answered 201 after the poison',
-      timeoutMs: 20_000,
-    });
-    await load.stop();
+      const deliveries = poison();
+      for (const { shard, what, body } of deliveries) {
+        await withDeadline(
+          broker.publishRaw(shardQueueName(prefix, shard), body),
+          10_000,
+          `the broker to confirm ${what}`,
+        );
+      }
+      const poisonedAt = Date.now();
+      const deadLetter = deadLetterQueueName(prefix);
+      await waitFor(async () => (await broker.count(deadLetter)) >= deliveries.length, {
+        description: `${deliveries.length} deliveries in ${deadLetter}`,
+      });
+      await waitFor(() => load.createdSince(poisonedAt) >= pick(100, 40), {
+        description: 'requests answered 201 after the poison',
+        timeoutMs: 20_000,
+      });
+      await load.stop();
 
-    const ids = load.acceptedIds();
-    const files = await waitForAllWritten(pipeline.dir, ids);
-    const counts = countIds(files);
-    const deadLettered = await broker.fetchAll(deadLetter);
-    const hex = (body: Buffer) => body.toString('hex');
-    const logged = consumer.app.logs.match(/dead-lettering a delivery of/g)?.length ?? 0;
-    const stats = load.stats();
-    summary('poison deliveries', {
-      poison: deliveries.length,
-      deadLettered: deadLettered.length,
-      loggedAsErrors: logged,
-      requests: stats.requests,
-      status201: stats.created,
-      status201AfterPoison: load.createdSince(poisonedAt),
-      lost: ids.filter((id) => !counts.has(id)).length,
-    });
+      const ids = load.acceptedIds();
+      const files = await waitForAllWritten(pipeline.dir, ids);
+      const counts = countIds(files);
+      const deadLettered = await broker.fetchAll(deadLetter);
+      const hex = (body: Buffer) => body.toString('hex');
+      const logged = consumer.app.logs.match(/dead-lettering a delivery of/g)?.length ?? 0;
+      const stats = load.stats();
+      summary('poison deliveries', {
+        poison: deliveries.length,
+        deadLettered: deadLettered.length,
+        loggedAsErrors: logged,
+        requests: stats.requests,
+        status201: stats.created,
+        status201AfterPoison: load.createdSince(poisonedAt),
+        lost: ids.filter((id) => !counts.has(id)).length,
+      });
 
-    expect(deadLettered.map((m) => hex(m.content)).sort()).toEqual(deliveries.map((d) => hex(d.body)).sort());
-    expect(logged).toBe(deliveries.length);
-    expect(metricValue(await fetchMetrics(consumer.url), 'consumer_dead_lettered_total')).toBe(deliveries.length);
-    // A poisoned delivery is rejected whole: not even its valid neighbour is written.
-    expect([...counts.keys()].filter((id) => id.startsWith('poison-'))).toEqual([]);
-    expect(ids.every((id) => counts.get(id) === 1)).toBe(true);
-    expect(stats.created).toBe(stats.requests);
-    for (let shard = 0; shard < SHARDS; shard++) {
-      expect(files.some((file) => file.shard === shard)).toBe(true);
-    }
-    expect(consumer.app.running).toBe(true);
-  }, CASE_TIMEOUT_MS);
+      expect(deadLettered.map((m) => hex(m.content)).sort()).toEqual(deliveries.map((d) => hex(d.body)).sort());
+      expect(logged).toBe(deliveries.length);
+      expect(metricValue(await fetchMetrics(consumer.url), 'consumer_dead_lettered_total')).toBe(deliveries.length);
+      // A poisoned delivery is rejected whole: not even its valid neighbour is written.
+      expect([...counts.keys()].filter((id) => id.startsWith('poison-'))).toEqual([]);
+      expect(ids.every((id) => counts.get(id) === 1)).toBe(true);
+      expect(stats.created).toBe(stats.requests);
+      for (let shard = 0; shard < SHARDS; shard++) {
+        expect(files.some((file) => file.shard === shard)).toBe(true);
+      }
+      expect(consumer.app.running).toBe(true);
+    },
+    CASE_TIMEOUT_MS,
+  );
 });

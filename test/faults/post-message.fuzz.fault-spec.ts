@@ -21,7 +21,8 @@ const shortReport: fc.UniversalPlugin = () => ({
   onAllRunsComplete: (details) => {
     if (!details.failed) return;
     const shown = fc.stringify(details.counterexample);
-    const error = details.errorInstance instanceof Error ? details.errorInstance.message : String(details.errorInstance);
+    const error =
+      details.errorInstance instanceof Error ? details.errorInstance.message : String(details.errorInstance);
     throw new Error(
       `property failed after ${details.numRuns} runs (seed ${details.seed}, path "${details.counterexamplePath ?? ''}", ` +
         `${details.numShrinks} shrinks): ${error}\ncounterexample (${shown.length} characters): ` +
@@ -46,7 +47,8 @@ interface Candidate {
 
 const pad = (n: number, width = 2) => String(n).padStart(width, '0');
 const isLeap = (year: number) => (year % 4 === 0 && year % 100 !== 0) || year % 400 === 0;
-const daysIn = (year: number, month: number) => [31, isLeap(year) ? 29 : 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31][month - 1];
+const daysIn = (year: number, month: number) =>
+  [31, isLeap(year) ? 29 : 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31][month - 1];
 
 interface Parts {
   year: string;
@@ -60,7 +62,8 @@ interface Parts {
   zone: string;
 }
 
-const format = (p: Parts) => `${p.year}-${p.month}-${p.day}${p.separator}${p.hour}:${p.minute}:${p.second}${p.fraction}${p.zone}`;
+const format = (p: Parts) =>
+  `${p.year}-${p.month}-${p.day}${p.separator}${p.hour}:${p.minute}:${p.second}${p.fraction}${p.zone}`;
 
 /** The fields of a valid RFC 3339 date-time: any real date of years 0000-9999, `T`/`t`, `Z`/`z` or an offset. */
 const validParts: fc.Arbitrary<Parts & { y: number; m: number }> = fc
@@ -142,7 +145,11 @@ const mutatedTimestamp: fc.Arbitrary<{ timestamp: string; verdict: Verdict; why:
     ),
   )
   .map(([p, how]) => {
-    const invalid = (parts: Partial<Parts>) => ({ timestamp: format({ ...p, ...parts }), verdict: 'invalid' as Verdict, why: how });
+    const invalid = (parts: Partial<Parts>) => ({
+      timestamp: format({ ...p, ...parts }),
+      verdict: 'invalid' as const,
+      why: how,
+    });
     const text = format(p);
     switch (how) {
       case 'feb30':
@@ -150,7 +157,11 @@ const mutatedTimestamp: fc.Arbitrary<{ timestamp: string; verdict: Verdict; why:
       case 'feb29 in a common year':
         return invalid({ year: pad([2019, 1900, 2100, 2023][p.y % 4], 4), month: '02', day: '29' });
       case 'feb29 in a leap year':
-        return { timestamp: format({ ...p, year: pad([2020, 2000, 2024, 1996][p.y % 4], 4), month: '02', day: '29' }), verdict: 'valid', why: how };
+        return {
+          timestamp: format({ ...p, year: pad([2020, 2000, 2024, 1996][p.y % 4], 4), month: '02', day: '29' }),
+          verdict: 'valid',
+          why: how,
+        };
       case 'day 31 of a 30-day month':
         return invalid({ month: pad([4, 6, 9, 11][p.y % 4]), day: '31' });
       case 'month 00':
@@ -208,32 +219,66 @@ const notAString = fc.oneof(
   fc.array(fc.array(fc.array(fc.string({ maxLength: 3 }), { maxLength: 3 }), { maxLength: 3 })),
 );
 
-const reservedKeys = fc.constantFrom('__proto__', 'constructor', 'toString', 'hasOwnProperty', 'id', 'Timestamp', 'VALUE', '', ' timestamp');
+const reservedKeys = fc.constantFrom(
+  '__proto__',
+  'constructor',
+  'toString',
+  'hasOwnProperty',
+  'id',
+  'Timestamp',
+  'VALUE',
+  '',
+  ' timestamp',
+);
 
 /** A valid entry with one thing changed: the timestamp, the value, the keys, or the entry's very type. */
 const mutatedEntry: fc.Arbitrary<Candidate> = fc.oneof(
-  fc.tuple(mutatedTimestamp, validValue).map(([{ timestamp, verdict, why }, value]) => ({ entry: { timestamp, ...value }, verdict, why })),
-  fc.tuple(notAString, validValue).map(([timestamp, value]) => ({ entry: { timestamp, ...value }, verdict: 'invalid' as Verdict, why: 'timestamp not a string' })),
-  fc.constant({ entry: { timestamp: null }, verdict: 'invalid' as Verdict, why: 'timestamp null' }),
-  validValue.map((value) => ({ entry: { ...value }, verdict: 'invalid' as Verdict, why: 'no timestamp' })),
-  fc.tuple(validTimestamp, notAString).map(([timestamp, value]) => ({ entry: { timestamp, value }, verdict: 'invalid' as Verdict, why: 'value not a string' })),
-  fc.tuple(validTimestamp, huge).map(([timestamp, value]) => ({ entry: { timestamp, value }, verdict: 'valid' as Verdict, why: 'huge value' })),
   fc
-    .tuple(validEntry, fc.oneof(reservedKeys, fc.string({ minLength: 1, maxLength: 12 })), fc.jsonValue({ maxDepth: 2 }))
+    .tuple(mutatedTimestamp, validValue)
+    .map(([{ timestamp, verdict, why }, value]) => ({ entry: { timestamp, ...value }, verdict, why })),
+  fc.tuple(notAString, validValue).map(([timestamp, value]) => ({
+    entry: { timestamp, ...value },
+    verdict: 'invalid' as const,
+    why: 'timestamp not a string',
+  })),
+  fc.constant({ entry: { timestamp: null }, verdict: 'invalid' as const, why: 'timestamp null' }),
+  validValue.map((value) => ({ entry: { ...value }, verdict: 'invalid' as const, why: 'no timestamp' })),
+  fc.tuple(validTimestamp, notAString).map(([timestamp, value]) => ({
+    entry: { timestamp, value },
+    verdict: 'invalid' as const,
+    why: 'value not a string',
+  })),
+  fc
+    .tuple(validTimestamp, huge)
+    .map(([timestamp, value]) => ({ entry: { timestamp, value }, verdict: 'valid' as const, why: 'huge value' })),
+  fc
+    .tuple(
+      validEntry,
+      fc.oneof(reservedKeys, fc.string({ minLength: 1, maxLength: 12 })),
+      fc.jsonValue({ maxDepth: 2 }),
+    )
     .filter(([, key]) => key !== 'timestamp' && key !== 'value')
     // Object.fromEntries defines `__proto__` as an own key, so JSON.stringify sends it as written.
     .map(([{ entry }, key, extra]) => ({
       entry: Object.fromEntries([...Object.entries(entry as object), [key, extra]]),
-      verdict: 'invalid' as Verdict,
+      verdict: 'invalid' as const,
       why: 'extra key',
     })),
-  validEntry.map(({ entry }) => ({ entry: [entry], verdict: 'invalid' as Verdict, why: 'entry wrapped in an array' })),
-  fc.oneof(fc.string(), fc.integer(), fc.constant(null), fc.boolean()).map((entry) => ({ entry, verdict: 'invalid' as Verdict, why: 'entry not an object' })),
+  validEntry.map(({ entry }) => ({ entry: [entry], verdict: 'invalid' as const, why: 'entry wrapped in an array' })),
+  fc
+    .oneof(fc.string(), fc.integer(), fc.constant(null), fc.boolean())
+    .map((entry) => ({ entry, verdict: 'invalid' as const, why: 'entry not an object' })),
 );
 
 /** A batch of near-valid entries; sometimes more than MAX_ENTRIES. */
 const nearValidBatch: fc.Arbitrary<Candidate[]> = fc.oneof(
-  { weight: 8, arbitrary: fc.array(fc.oneof({ weight: 3, arbitrary: validEntry }, { weight: 1, arbitrary: mutatedEntry }), { minLength: 1, maxLength: 12 }) },
+  {
+    weight: 8,
+    arbitrary: fc.array(fc.oneof({ weight: 3, arbitrary: validEntry }, { weight: 1, arbitrary: mutatedEntry }), {
+      minLength: 1,
+      maxLength: 12,
+    }),
+  },
   { weight: 1, arbitrary: fc.array(validEntry, { minLength: MAX_ENTRIES + 1, maxLength: MAX_ENTRIES + 20 }) },
 );
 
@@ -288,7 +333,12 @@ describe('POST /message under property-based fuzzing (fast-check)', () => {
     if (app === undefined) throw new Error('the api is not running');
     const before = await queued();
     publish.mockClear();
-    const response = await app.inject({ method: 'POST', url: '/message', headers: { 'content-type': 'application/json' }, payload });
+    const response = await app.inject({
+      method: 'POST',
+      url: '/message',
+      headers: { 'content-type': 'application/json' },
+      payload,
+    });
     const bytes = Buffer.byteLength(payload);
     record(tally, response.statusCode, bytes);
     const after = await queued();
@@ -343,7 +393,8 @@ describe('POST /message under property-based fuzzing (fast-check)', () => {
       fc.asyncProperty(nearValidBatch, async (batch) => {
         const body = batch.map((c) => c.entry);
         const payload = JSON.stringify(body);
-        for (const c of batch) if (c.verdict !== 'valid' || c.why !== 'valid') reasons.set(c.why, (reasons.get(c.why) ?? 0) + 1);
+        for (const c of batch)
+          if (c.verdict !== 'valid' || c.why !== 'valid') reasons.set(c.why, (reasons.get(c.why) ?? 0) + 1);
         await check(tally, payload, body, expectedStatuses(batch, Buffer.byteLength(payload)));
       }),
       runs(pick(400, 120)),
@@ -372,15 +423,22 @@ describe('POST /message under property-based fuzzing (fast-check)', () => {
       runs(pick(300, 80)),
     );
     await fc.assert(
-      fc.asyncProperty(fc.oneof(fc.string(), fc.string({ unit: 'binary' }), fc.json().map((text) => text.slice(0, -1))), async (text) => {
-        let body: unknown;
-        try {
-          body = JSON.parse(text);
-        } catch {
-          body = undefined;
-        }
-        await check(tally, text, body, body === undefined ? [400] : undefined);
-      }),
+      fc.asyncProperty(
+        fc.oneof(
+          fc.string(),
+          fc.string({ unit: 'binary' }),
+          fc.json().map((text) => text.slice(0, -1)),
+        ),
+        async (text) => {
+          let body: unknown;
+          try {
+            body = JSON.parse(text);
+          } catch {
+            body = undefined;
+          }
+          await check(tally, text, body, body === undefined ? [400] : undefined);
+        },
+      ),
       runs(pick(200, 50)),
     );
     if (app === undefined) throw new Error('the api is not running');
@@ -434,7 +492,13 @@ describe('POST /message fuzzed over HTTP against the built api process', () => {
     );
     const health = await healthStatus(api.url);
     // Status 0: the connection was closed under a body far over MAX_BODY_BYTES before fetch could read the 413.
-    summary('fuzz over HTTP', { seed: SEED, runs: tally.runs, statuses: showStatuses(tally), health, running: api.app.running });
+    summary('fuzz over HTTP', {
+      seed: SEED,
+      runs: tally.runs,
+      statuses: showStatuses(tally),
+      health,
+      running: api.app.running,
+    });
     expect(api.app.running).toBe(true);
     expect(health).toBe(200);
   }, 240_000);

@@ -1,5 +1,15 @@
 import { countIds, waitForAllWritten } from '@app/testing';
-import { CASE_TIMEOUT_MS, FaultCase, duplicates, findAppPid, holdFault, pick, portOf, rssMb, summary } from './fault-kit';
+import {
+  CASE_TIMEOUT_MS,
+  FaultCase,
+  duplicates,
+  findAppPid,
+  holdFault,
+  pick,
+  portOf,
+  rssMb,
+  summary,
+} from './fault-kit';
 
 const RATE = { requestsPerSecond: 20, entriesPerRequest: 10 };
 const DURATION_S = pick(60, 10);
@@ -40,76 +50,83 @@ describe(`a ${DURATION_S} s soak at ${RATE.requestsPerSecond * RATE.entriesPerRe
     await run.dispose();
   });
 
-  it('answers every request 201, logs no warning or error, writes every entry once, and keeps memory flat', async () => {
-    const pipeline = await run.pipelineFor('faults-soak');
-    const api = await pipeline.startApi({ LOG_FORMAT: 'json' });
-    const consumer = await pipeline.startConsumer({ LOG_FORMAT: 'json' });
-    const pids = { api: await findAppPid('api', portOf(api.url)), consumer: await findAppPid('consumer', portOf(consumer.url)) };
+  it(
+    'answers every request 201, logs no warning or error, writes every entry once, and keeps memory flat',
+    async () => {
+      const pipeline = await run.pipelineFor('faults-soak');
+      const api = await pipeline.startApi({ LOG_FORMAT: 'json' });
+      const consumer = await pipeline.startConsumer({ LOG_FORMAT: 'json' });
+      const pids = {
+        api: await findAppPid('api', portOf(api.url)),
+        consumer: await findAppPid('consumer', portOf(consumer.url)),
+      };
 
-    const samples: Sample[] = [];
-    const started = Date.now();
-    const sampleErrors: string[] = [];
-    sampler = setInterval(() => {
-      const second = (Date.now() - started) / 1000;
-      Promise.all([rssMb(pids.api), rssMb(pids.consumer)]).then(
-        ([apiMb, consumerMb]) => samples.push({ second, api: apiMb, consumer: consumerMb }),
-        (error: unknown) => sampleErrors.push(String(error)),
-      );
-    }, 1_000);
-    const load = run.startLoad(api.url, { ...RATE, label: 'soak', maxInFlight: 40 });
-    // The soak's stated duration: the load runs, nothing is awaited but the clock.
-    await holdFault(DURATION_S * 1_000);
-    clearInterval(sampler);
-    await load.stop();
+      const samples: Sample[] = [];
+      const started = Date.now();
+      const sampleErrors: string[] = [];
+      sampler = setInterval(() => {
+        const second = (Date.now() - started) / 1000;
+        Promise.all([rssMb(pids.api), rssMb(pids.consumer)]).then(
+          ([apiMb, consumerMb]) => samples.push({ second, api: apiMb, consumer: consumerMb }),
+          (error: unknown) => sampleErrors.push(String(error)),
+        );
+      }, 1_000);
+      const load = run.startLoad(api.url, { ...RATE, label: 'soak', maxInFlight: 40 });
+      // The soak's stated duration: the load runs, nothing is awaited but the clock.
+      await holdFault(DURATION_S * 1_000);
+      clearInterval(sampler);
+      await load.stop();
 
-    const stopped = Date.now();
-    const ids = load.acceptedIds();
-    const files = await waitForAllWritten(pipeline.dir, ids);
-    const drainMs = Date.now() - stopped;
-    const counts = countIds(files);
-    const stats = load.stats();
+      const stopped = Date.now();
+      const ids = load.acceptedIds();
+      const files = await waitForAllWritten(pipeline.dir, ids);
+      const drainMs = Date.now() - stopped;
+      const counts = countIds(files);
+      const stats = load.stats();
 
-    const window = (from: number) => samples.filter((s) => s.second >= from && s.second < from + WINDOW_S);
-    const base = window(WARM_UP_S);
-    const last = window(DURATION_S - WINDOW_S);
-    const figures = (app: 'api' | 'consumer') => ({
-      base: average(base.map((s) => s[app])),
-      last: average(last.map((s) => s[app])),
-      peak: Math.max(...samples.map((s) => s[app])),
-    });
-    const memory = { api: figures('api'), consumer: figures('consumer') };
-    const trouble = { api: troubleLines(api.app.logs), consumer: troubleLines(consumer.app.logs) };
-    summary(`soak ${DURATION_S} s`, {
-      requests: stats.requests,
-      status201: stats.created,
-      other: stats.requests - stats.created,
-      skippedTicks: load.skippedTicks,
-      posted: stats.posted,
-      entriesPerSecond: stats.accepted / DURATION_S,
-      p50Ms: stats.p50Ms,
-      p99Ms: stats.p99Ms,
-      maxMs: stats.maxMs,
-      drainAfterStopMs: drainMs,
-      lost: ids.filter((id) => !counts.has(id)).length,
-      duplicatedIds: duplicates(counts).ids,
-      warnOrErrorLines: trouble.api.length + trouble.consumer.length,
-      rssSamples: samples.length,
-      apiRssMb: `${memory.api.base.toFixed(1)}->${memory.api.last.toFixed(1)} (peak ${memory.api.peak.toFixed(1)})`,
-      consumerRssMb: `${memory.consumer.base.toFixed(1)}->${memory.consumer.last.toFixed(1)} (peak ${memory.consumer.peak.toFixed(1)})`,
-      apiGrowth: memory.api.last / memory.api.base,
-      consumerGrowth: memory.consumer.last / memory.consumer.base,
-    });
+      const window = (from: number) => samples.filter((s) => s.second >= from && s.second < from + WINDOW_S);
+      const base = window(WARM_UP_S);
+      const last = window(DURATION_S - WINDOW_S);
+      const figures = (app: 'api' | 'consumer') => ({
+        base: average(base.map((s) => s[app])),
+        last: average(last.map((s) => s[app])),
+        peak: Math.max(...samples.map((s) => s[app])),
+      });
+      const memory = { api: figures('api'), consumer: figures('consumer') };
+      const trouble = { api: troubleLines(api.app.logs), consumer: troubleLines(consumer.app.logs) };
+      summary(`soak ${DURATION_S} s`, {
+        requests: stats.requests,
+        status201: stats.created,
+        other: stats.requests - stats.created,
+        skippedTicks: load.skippedTicks,
+        posted: stats.posted,
+        entriesPerSecond: stats.accepted / DURATION_S,
+        p50Ms: stats.p50Ms,
+        p99Ms: stats.p99Ms,
+        maxMs: stats.maxMs,
+        drainAfterStopMs: drainMs,
+        lost: ids.filter((id) => !counts.has(id)).length,
+        duplicatedIds: duplicates(counts).ids,
+        warnOrErrorLines: trouble.api.length + trouble.consumer.length,
+        rssSamples: samples.length,
+        apiRssMb: `${memory.api.base.toFixed(1)}->${memory.api.last.toFixed(1)} (peak ${memory.api.peak.toFixed(1)})`,
+        consumerRssMb: `${memory.consumer.base.toFixed(1)}->${memory.consumer.last.toFixed(1)} (peak ${memory.consumer.peak.toFixed(1)})`,
+        apiGrowth: memory.api.last / memory.api.base,
+        consumerGrowth: memory.consumer.last / memory.consumer.base,
+      });
 
-    expect(stats.created).toBe(stats.requests);
-    expect(stats.requests).toBeGreaterThanOrEqual(RATE.requestsPerSecond * DURATION_S * 0.9);
-    expect(load.skippedTicks).toBe(0);
-    expect(trouble).toEqual({ api: [], consumer: [] });
-    expect(ids.every((id) => counts.get(id) === 1)).toBe(true);
-    expect(sampleErrors).toEqual([]);
-    expect(base.length).toBeGreaterThanOrEqual(WINDOW_S - 1);
-    expect(last.length).toBeGreaterThanOrEqual(WINDOW_S - 1);
-    expect(memory.api.last).toBeLessThanOrEqual(MAX_GROWTH * memory.api.base);
-    expect(memory.consumer.last).toBeLessThanOrEqual(MAX_GROWTH * memory.consumer.base);
-    expect(api.app.running && consumer.app.running).toBe(true);
-  }, DURATION_S * 1_000 + CASE_TIMEOUT_MS);
+      expect(stats.created).toBe(stats.requests);
+      expect(stats.requests).toBeGreaterThanOrEqual(RATE.requestsPerSecond * DURATION_S * 0.9);
+      expect(load.skippedTicks).toBe(0);
+      expect(trouble).toEqual({ api: [], consumer: [] });
+      expect(ids.every((id) => counts.get(id) === 1)).toBe(true);
+      expect(sampleErrors).toEqual([]);
+      expect(base.length).toBeGreaterThanOrEqual(WINDOW_S - 1);
+      expect(last.length).toBeGreaterThanOrEqual(WINDOW_S - 1);
+      expect(memory.api.last).toBeLessThanOrEqual(MAX_GROWTH * memory.api.base);
+      expect(memory.consumer.last).toBeLessThanOrEqual(MAX_GROWTH * memory.consumer.base);
+      expect(api.app.running && consumer.app.running).toBe(true);
+    },
+    DURATION_S * 1_000 + CASE_TIMEOUT_MS,
+  );
 });

@@ -53,6 +53,7 @@ class Launcher {
 
   /** Everything it printed, without colours (a terminal running jest passes FORCE_COLOR on). */
   get logs(): string {
+    // eslint-disable-next-line no-control-regex -- ANSI colour codes start with ESC
     return this.output.replace(/\x1b\[[0-9;]*m/g, '');
   }
 
@@ -129,28 +130,37 @@ describe('npm start (scripts/start.js over the built apps)', () => {
   it.each([
     ['SIGTERM to start.js', 'SIGTERM', false],
     ["a terminal's Ctrl-C (SIGINT to the whole process group)", 'SIGINT', true],
-  ] as const)('runs both apps with their lines told apart and stops both gracefully on %s', async (_, signal, group) => {
-    const { launcher, api, consumer } = await startBoth(testBrokerUrl());
-    for (const url of [api, consumer]) {
-      await waitFor(async () => (await healthStatus(url)) === 200, { description: `${url}/health 200\n${launcher.logs}`, timeoutMs: 20_000 });
-    }
-    expect(launcher.logs).toMatch(/^\[api {5}\] \S/m);
-    expect(launcher.logs).toMatch(/^\[consumer\] \S/m);
-    expect(launcher.logs).not.toContain('RabbitMQ is not reachable');
+  ] as const)(
+    'runs both apps with their lines told apart and stops both gracefully on %s',
+    async (_, signal, group) => {
+      const { launcher, api, consumer } = await startBoth(testBrokerUrl());
+      for (const url of [api, consumer]) {
+        await waitFor(async () => (await healthStatus(url)) === 200, {
+          description: `${url}/health 200\n${launcher.logs}`,
+          timeoutMs: 20_000,
+        });
+      }
+      expect(launcher.logs).toMatch(/^\[api {5}\] \S/m);
+      expect(launcher.logs).toMatch(/^\[consumer\] \S/m);
+      expect(launcher.logs).not.toContain('RabbitMQ is not reachable');
 
-    process.kill(group ? -launcher.pid : launcher.pid, signal);
-    expect(await launcher.waitForExit()).toBe(0);
-    expect(launcher.logs).toMatch(/^\[consumer\] .*final worker history/m);
-    expect(launcher.logs).toMatch(/^\[api {5}\] exited with 0$/m);
-    expect(launcher.logs).toMatch(/^\[consumer\] exited with 0$/m);
-  });
+      process.kill(group ? -launcher.pid : launcher.pid, signal);
+      expect(await launcher.waitForExit()).toBe(0);
+      expect(launcher.logs).toMatch(/^\[consumer\] .*final worker history/m);
+      expect(launcher.logs).toMatch(/^\[api {5}\] exited with 0$/m);
+      expect(launcher.logs).toMatch(/^\[consumer\] exited with 0$/m);
+    },
+  );
 
   it('says in one line that RabbitMQ is unreachable, starts both anyway, and exits 1 when an app dies', async () => {
     const closedPort = await freePort();
     const { launcher, api, consumer } = await startBoth(`amqp://guest:guest@127.0.0.1:${closedPort}`);
     // Both apps serve, and say 503 while there is no broker.
     for (const url of [api, consumer]) {
-      await waitFor(async () => (await healthStatus(url)) === 503, { description: `${url}/health 503\n${launcher.logs}`, timeoutMs: 20_000 });
+      await waitFor(async () => (await healthStatus(url)) === 503, {
+        description: `${url}/health 503\n${launcher.logs}`,
+        timeoutMs: 20_000,
+      });
     }
     const notice = launcher.logs.split('\n').filter((line) => line.startsWith('[start] '));
     expect(notice).toHaveLength(1);

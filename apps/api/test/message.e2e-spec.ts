@@ -1,5 +1,5 @@
 import type { GetMessage } from 'amqplib';
-import { ENTRIES_PATTERN, type ShardPacket, type WireEntry } from '@app/contracts';
+import { ENTRIES_PATTERN, type ShardPacket } from '@app/contracts';
 import { shardOf, shardQueueName } from '@app/sharding';
 import { TestBroker, testPrefix } from '@app/testing';
 import { TestApi } from './test-api';
@@ -108,7 +108,7 @@ describe('POST /message against RabbitMQ (e2e)', () => {
         const packet = JSON.parse(message.content.toString()) as ShardPacket;
         expect(packet.pattern).toBe(ENTRIES_PATTERN);
         expect(packet.data.shard).toBe(shard);
-        for (const wire of packet.data.entries as WireEntry[]) {
+        for (const wire of packet.data.entries) {
           seen.set(wire.id, (seen.get(wire.id) ?? 0) + 1);
           const original = sent.get(wire.id);
           expect(original).toBeDefined();

@@ -8,7 +8,11 @@ import { WorkersModule } from './workers/workers.module';
 
 @Module({
   imports: [
-    ConfigModule.forRoot({ isGlobal: true, ignoreEnvFile: true, load: [rabbitmqConfig, consumerConfig, runtimeConfig] }),
+    ConfigModule.forRoot({
+      isGlobal: true,
+      ignoreEnvFile: true,
+      load: [rabbitmqConfig, consumerConfig, runtimeConfig],
+    }),
     ConsumerMetricsModule,
     ShardModule,
     WorkersModule,

@@ -1,6 +1,12 @@
 import { NestFactory } from '@nestjs/core';
 import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fastify';
-import { exitIfShutdownHangs, exitOnBootError, readConfigOrExit, readConsumerConfig, readRuntimeConfig } from '@app/config';
+import {
+  exitIfShutdownHangs,
+  exitOnBootError,
+  readConfigOrExit,
+  readConsumerConfig,
+  readRuntimeConfig,
+} from '@app/config';
 import { createLogger } from '@app/observability';
 import { ConsumerModule } from './consumer.module';
 

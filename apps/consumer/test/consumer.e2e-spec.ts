@@ -83,11 +83,18 @@ describe('consumer end to end (real api, consumer, RabbitMQ and disk)', () => {
     const batches = logs.filter((log) => log.event === 'batch_written');
     expect(batches).toHaveLength(files.length);
     expect(batches[0]).toEqual(
-      expect.objectContaining({ worker: expect.any(String), shard: expect.any(Number), entries: expect.any(Number), file: expect.any(String) }),
+      expect.objectContaining({
+        worker: expect.any(String),
+        shard: expect.any(Number),
+        entries: expect.any(Number),
+        file: expect.any(String),
+      }),
     );
     const finals = logs.filter((log) => log.event === 'worker_history' && String(log.message).includes('final'));
     expect(finals).toHaveLength(5);
-    expect(finals[0].workers).toEqual(expect.arrayContaining([expect.objectContaining({ state: 'retired', reason: 'shutdown' })]));
+    expect(finals[0].workers).toEqual(
+      expect.arrayContaining([expect.objectContaining({ state: 'retired', reason: 'shutdown' })]),
+    );
   });
 
   /** A backlog of 4,000 entries, a consumer stopped by `signal` mid-stream, and a second one to finish. */
@@ -156,7 +163,10 @@ describe('consumer end to end (real api, consumer, RabbitMQ and disk)', () => {
     await broker.publishRaw(shard1, JSON.stringify({ pattern: ENTRIES_PATTERN, data: { shard: 1, entries: [] } }));
     await broker.publishRaw(
       shard1,
-      JSON.stringify({ pattern: ENTRIES_PATTERN, data: { shard: 1, entries: [{ id: 'x', timestamp: shard0Timestamp }] } }),
+      JSON.stringify({
+        pattern: ENTRIES_PATTERN,
+        data: { shard: 1, entries: [{ id: 'x', timestamp: shard0Timestamp }] },
+      }),
     );
 
     const consumer = await pipeline.startConsumer({ BATCH_FLUSH_MS: '200' });
@@ -227,7 +237,9 @@ describe('consumer end to end (real api, consumer, RabbitMQ and disk)', () => {
     pipeline = await Pipeline.create('config');
     const badSize = pipeline.spawn('consumer', { BATCH_SIZE: 'five' });
     expect(await badSize.waitForExit()).toBe(1);
-    expect(badSize.logs.trim()).toBe('consumer: configuration error: Invalid BATCH_SIZE="five": expected a whole number from 1 to 1000000');
+    expect(badSize.logs.trim()).toBe(
+      'consumer: configuration error: Invalid BATCH_SIZE="five": expected a whole number from 1 to 1000000',
+    );
 
     const file = join(pipeline.dir, 'a-file');
     await writeFile(file, '');

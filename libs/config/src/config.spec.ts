@@ -52,15 +52,33 @@ describe('configuration', () => {
   });
 
   it.each([
-    [() => readRabbitmqConfig({ SHARDS_COUNT: '0' }), 'Invalid SHARDS_COUNT="0": expected a whole number from 1 to 1024'],
-    [() => readRabbitmqConfig({ SHARDS_COUNT: '2.5' }), 'Invalid SHARDS_COUNT="2.5": expected a whole number from 1 to 1024'],
-    [() => readRabbitmqConfig({ RABBITMQ_URL: 'http://x' }), 'Invalid RABBITMQ_URL="http://x": expected an amqp:// or amqps:// URL'],
-    [() => readRabbitmqConfig({ QUEUE_TYPE: 'stream' }), 'Invalid QUEUE_TYPE="stream": expected one of classic, quorum'],
+    [
+      () => readRabbitmqConfig({ SHARDS_COUNT: '0' }),
+      'Invalid SHARDS_COUNT="0": expected a whole number from 1 to 1024',
+    ],
+    [
+      () => readRabbitmqConfig({ SHARDS_COUNT: '2.5' }),
+      'Invalid SHARDS_COUNT="2.5": expected a whole number from 1 to 1024',
+    ],
+    [
+      () => readRabbitmqConfig({ RABBITMQ_URL: 'http://x' }),
+      'Invalid RABBITMQ_URL="http://x": expected an amqp:// or amqps:// URL',
+    ],
+    [
+      () => readRabbitmqConfig({ QUEUE_TYPE: 'stream' }),
+      'Invalid QUEUE_TYPE="stream": expected one of classic, quorum',
+    ],
     [() => readRabbitmqConfig({ QUEUE_PREFIX: 'a b' }), 'Invalid QUEUE_PREFIX="a b"'],
     [() => readApiConfig({ API_PORT: '70000' }), 'Invalid API_PORT="70000": expected a whole number from 0 to 65535'],
     [() => readApiConfig({ MAX_ENTRIES: 'many' }), 'Invalid MAX_ENTRIES="many"'],
-    [() => readConsumerConfig({ WORKERS_MIN: '5' }), 'Invalid WORKERS_MIN="5": expected a whole number no larger than WORKERS_MAX (4)'],
-    [() => readConsumerConfig({ CONSUMER_SHARDS: '1,9' }), 'Invalid CONSUMER_SHARDS="1,9": expected "all" or a comma list of shard numbers from 0 to 4'],
+    [
+      () => readConsumerConfig({ WORKERS_MIN: '5' }),
+      'Invalid WORKERS_MIN="5": expected a whole number no larger than WORKERS_MAX (4)',
+    ],
+    [
+      () => readConsumerConfig({ CONSUMER_SHARDS: '1,9' }),
+      'Invalid CONSUMER_SHARDS="1,9": expected "all" or a comma list of shard numbers from 0 to 4',
+    ],
     [() => readConsumerConfig({ SINK_FSYNC: 'maybe' }), 'Invalid SINK_FSYNC="maybe": expected true or false'],
     [() => readRuntimeConfig({ LOG_FORMAT: 'xml' }), 'Invalid LOG_FORMAT="xml": expected one of pretty, json'],
     [() => readRuntimeConfig({ LOG_LEVEL: 'loud' }), 'Invalid LOG_LEVEL="loud"'],

@@ -26,12 +26,7 @@ export function readOptionalString(env: Env, name: string): string | undefined {
   return raw(env, name);
 }
 
-export function readInt(
-  env: Env,
-  name: string,
-  fallback: number,
-  { min, max }: { min: number; max: number },
-): number {
+export function readInt(env: Env, name: string, fallback: number, { min, max }: { min: number; max: number }): number {
   const value = raw(env, name);
   if (value === undefined) return fallback;
   const parsed = /^-?\d+$/.test(value) ? Number(value) : Number.NaN;
@@ -50,12 +45,7 @@ export function readBoolean(env: Env, name: string, fallback: boolean): boolean 
   throw new ConfigValidationError(name, value, 'expected true or false');
 }
 
-export function readEnum<T extends string>(
-  env: Env,
-  name: string,
-  fallback: T,
-  allowed: readonly T[],
-): T {
+export function readEnum<T extends string>(env: Env, name: string, fallback: T, allowed: readonly T[]): T {
   const value = raw(env, name);
   if (value === undefined) return fallback;
   if (!(allowed as readonly string[]).includes(value)) {

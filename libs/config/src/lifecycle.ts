@@ -6,7 +6,9 @@ export function exitOnBootError(app: string): (error: unknown) => never {
     if (error instanceof ConfigValidationError) {
       process.stderr.write(`${app}: configuration error: ${error.message}\n`);
     } else {
-      process.stderr.write(`${app} failed to start: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+      process.stderr.write(
+        `${app} failed to start: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`,
+      );
     }
     process.exit(1);
   };
@@ -40,7 +42,9 @@ export function exitIfShutdownHangs(app: string, shutdownTimeoutMs: number): voi
     if (armed) return;
     armed = true;
     setTimeout(() => {
-      process.stderr.write(`${app}: still shutting down ${shutdownTimeoutMs + CLOSE_GRACE_MS} ms after ${signal}; exiting with 1\n`);
+      process.stderr.write(
+        `${app}: still shutting down ${shutdownTimeoutMs + CLOSE_GRACE_MS} ms after ${signal}; exiting with 1\n`,
+      );
       process.exit(1);
     }, shutdownTimeoutMs + CLOSE_GRACE_MS).unref();
   };

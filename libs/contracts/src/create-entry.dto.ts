@@ -29,7 +29,12 @@ export class CreateEntryDto {
   timestamp!: string;
 
   /** Optional payload; `null` means absent. */
-  @ApiPropertyOptional({ type: String, nullable: true, description: 'Optional payload; null means absent.', example: 'D' })
+  @ApiPropertyOptional({
+    type: String,
+    nullable: true,
+    description: 'Optional payload; null means absent.',
+    example: 'D',
+  })
   @IsOptional()
   @IsString()
   value?: string | null;

@@ -7,7 +7,11 @@ export class BrokerMetrics {
   private connectedBefore = false;
 
   constructor(registry: Registry) {
-    this.up = new Gauge({ name: 'broker_connected', help: '1 while connected to RabbitMQ, else 0', registers: [registry] });
+    this.up = new Gauge({
+      name: 'broker_connected',
+      help: '1 while connected to RabbitMQ, else 0',
+      registers: [registry],
+    });
     this.reconnects = new Counter({
       name: 'broker_reconnects_total',
       help: 'Connections to RabbitMQ made again after one was lost',

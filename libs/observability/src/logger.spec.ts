@@ -40,7 +40,9 @@ describe('logger', () => {
   });
 
   it('prints a log event as its text for a person', () => {
-    const [line] = capture('pretty', (logger) => logger.log(logEvent('worker 2-4 wrote 5 entries', { shard: 2 }), 'Shard 2'));
+    const [line] = capture('pretty', (logger) =>
+      logger.log(logEvent('worker 2-4 wrote 5 entries', { shard: 2 }), 'Shard 2'),
+    );
     expect(line).toContain('[Shard 2] worker 2-4 wrote 5 entries');
     expect(line).not.toContain('shard: 2');
   });

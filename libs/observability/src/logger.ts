@@ -45,10 +45,7 @@ export class AppLogger extends ConsoleLogger {
  * The process logger: coloured lines for a person at a terminal, or one JSON object per line
  * (`LOG_FORMAT=json`) for a log shipper.
  */
-export function createLogger(
-  runtime: Pick<RuntimeConfig, 'logFormat' | 'logLevel'>,
-  appName: string,
-): AppLogger {
+export function createLogger(runtime: Pick<RuntimeConfig, 'logFormat' | 'logLevel'>, appName: string): AppLogger {
   const json = runtime.logFormat === 'json';
   return new AppLogger({
     prefix: appName,

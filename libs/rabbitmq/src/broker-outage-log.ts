@@ -1,3 +1,4 @@
+import { inspect } from 'node:util';
 import type { Logger } from '@nestjs/common';
 import { redactUrl } from './redact-url';
 
@@ -35,5 +36,6 @@ export class BrokerOutageLog {
 function describeCause(error: unknown): string {
   if (error instanceof Error) return error.message;
   if (typeof error === 'object' && error !== null && 'err' in error) return describeCause(error.err);
-  return error === undefined || error === null ? 'connection closed' : String(error);
+  if (error === undefined || error === null) return 'connection closed';
+  return typeof error === 'string' ? error : inspect(error, { depth: 2, breakLength: Infinity });
 }

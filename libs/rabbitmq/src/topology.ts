@@ -16,8 +16,7 @@ function typeArguments(queueType: QueueType): Record<string, unknown> {
 
 /** How every shard queue is declared; both apps must use exactly these arguments. */
 export function shardQueueOptions(topology: TopologyOptions): Options.AssertQueue {
-  const quorumOnly =
-    topology.queueType === 'quorum' ? { 'x-delivery-limit': QUORUM_DELIVERY_LIMIT } : {};
+  const quorumOnly = topology.queueType === 'quorum' ? { 'x-delivery-limit': QUORUM_DELIVERY_LIMIT } : {};
   return {
     durable: true,
     arguments: {

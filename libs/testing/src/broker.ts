@@ -18,7 +18,10 @@ export function testBrokerUrl(): string {
 
 /** A queue prefix no other test uses: `t-<name>-<random>`. */
 export function testPrefix(name: string): string {
-  const slug = name.replace(/[^A-Za-z0-9_-]+/g, '-').replace(/^-+|-+$/g, '').slice(0, 40);
+  const slug = name
+    .replace(/[^A-Za-z0-9_-]+/g, '-')
+    .replace(/^-+|-+$/g, '')
+    .slice(0, 40);
   return `t-${slug || 'test'}-${randomBytes(4).toString('hex')}`;
 }
 

@@ -20,7 +20,11 @@ export interface Accepted {
 }
 
 /** POSTs `entries` to the api at `baseUrl`; throws unless it answers 201, resolves with the ids. */
-export async function postEntries(baseUrl: string, entries: TestEntry[], headers: Record<string, string> = {}): Promise<Accepted> {
+export async function postEntries(
+  baseUrl: string,
+  entries: TestEntry[],
+  headers: Record<string, string> = {},
+): Promise<Accepted> {
   const response = await fetch(`${baseUrl}/message`, {
     method: 'POST',
     headers: { 'content-type': 'application/json', ...headers },

@@ -8,7 +8,7 @@ import { ENTRIES_PATTERN } from '@app/contracts';
  */
 export class ShardPacketSerializer implements Serializer<ReadPacket, ReadPacket & { options?: unknown }> {
   serialize(packet: ReadPacket): ReadPacket & { options?: unknown } {
-    const record = packet.data;
+    const record: unknown = packet.data;
     return record instanceof RmqRecord
       ? { pattern: ENTRIES_PATTERN, data: record.data, options: record.options }
       : { pattern: ENTRIES_PATTERN, data: record };

@@ -44,7 +44,7 @@ export class ShardPublisherClient extends ClientRMQ {
    */
   override createChannel(): Promise<void> {
     const created = super.createChannel();
-    this.channel?.on('error', (error: Error) => {
+    (this.channel as Channel | null)?.on('error', (error: Error) => {
       this.ready = false;
       // Closing mid-declaration fails the pending declarations ("Channel ended"): nothing to report.
       if (!this.closing) this.channelLogger.error(`cannot publish: ${error.message}`);

@@ -1,6 +1,6 @@
 import { Registry } from 'prom-client';
 import { ApiMetrics } from '../metrics/api.metrics';
-import type { ApiConfig, RabbitmqConfig } from '@app/config';
+import type { ApiConfig } from '@app/config';
 import { BrokerUnavailableError, ShardPublisher } from './shard-publisher.service';
 
 const PUBLISH_TIMEOUT_MS = 50;
@@ -33,7 +33,7 @@ describe('ShardPublisher', () => {
 
   beforeEach(() => {
     publisher = new ShardPublisher(
-      { url: 'amqp://127.0.0.1:1', shardsCount: 5, queuePrefix: 'unit', queueType: 'classic' } as RabbitmqConfig,
+      { url: 'amqp://127.0.0.1:1', shardsCount: 5, queuePrefix: 'unit', queueType: 'classic' },
       { publishTimeoutMs: PUBLISH_TIMEOUT_MS } as ApiConfig,
       new ApiMetrics(new Registry()),
     );

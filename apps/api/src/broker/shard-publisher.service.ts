@@ -1,10 +1,4 @@
-import {
-  Inject,
-  Injectable,
-  Logger,
-  type OnApplicationBootstrap,
-  type OnApplicationShutdown,
-} from '@nestjs/common';
+import { Inject, Injectable, Logger, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
 import { type ConfigType } from '@nestjs/config';
 import { RmqRecordBuilder } from '@nestjs/microservices';
 import { apiConfig, rabbitmqConfig } from '@app/config';
@@ -63,10 +57,10 @@ export class ShardPublisher implements OnApplicationBootstrap, OnApplicationShut
       this.outage.restored();
       metrics.broker.connected();
     });
-    this.client.on('disconnect', ((event?: { err?: unknown }) => {
+    this.client.on('disconnect', (event?: { err?: unknown }) => {
       metrics.broker.disconnected();
       this.outage.lost(event?.err);
-    }) as () => void);
+    });
   }
 
   onApplicationBootstrap(): void {

@@ -24,9 +24,9 @@ const timestampLike = fc.oneof(
     '2019-10-12T24:00:00Z',
     '',
   ),
-  fc.date({ min: new Date(-62_000_000_000_000), max: new Date(250_000_000_000_000), noInvalidDate: true }).map((date) =>
-    date.toISOString(),
-  ),
+  fc
+    .date({ min: new Date(-62_000_000_000_000), max: new Date(250_000_000_000_000), noInvalidDate: true })
+    .map((date) => date.toISOString()),
   fc.string(),
 );
 const anyValue = fc.oneof(

@@ -69,8 +69,14 @@ export class MessageController {
       'index and field, e.g. "3.timestamp must be an RFC 3339 date-time with a time zone".',
     schema: NEST_ERROR,
   })
-  @ApiUnauthorizedResponse({ description: 'API_TOKEN is set and the bearer token is missing or wrong.', schema: NEST_ERROR })
-  @ApiPayloadTooLargeResponse({ description: 'Body over MAX_BODY_BYTES, or more than MAX_ENTRIES entries.', schema: NEST_ERROR })
+  @ApiUnauthorizedResponse({
+    description: 'API_TOKEN is set and the bearer token is missing or wrong.',
+    schema: NEST_ERROR,
+  })
+  @ApiPayloadTooLargeResponse({
+    description: 'Body over MAX_BODY_BYTES, or more than MAX_ENTRIES entries.',
+    schema: NEST_ERROR,
+  })
   @ApiUnsupportedMediaTypeResponse({ description: 'The body is not application/json.', schema: NEST_ERROR })
   @ApiServiceUnavailableResponse({
     description: 'RabbitMQ is unreachable or did not confirm within PUBLISH_TIMEOUT_MS; send the request again later.',

@@ -64,10 +64,11 @@ describe('ShardingService', () => {
     expect((await metrics.entriesAccepted.get()).values[0].value).toBe(4);
   });
 
-  it('publishes one message per shard with entries, holding that shard\'s entries in request order', async () => {
+  it("publishes one message per shard with entries, holding that shard's entries in request order", async () => {
     // Seconds 0-11 without 4 and 9: shards 0 and 1 get three entries, 2 and 3 two, shard 4 none.
-    const entries = Array.from({ length: 12 }, (_, second) => entry(second, `v${second}`))
-      .filter((_, second) => second % 5 !== 4);
+    const entries = Array.from({ length: 12 }, (_, second) => entry(second, `v${second}`)).filter(
+      (_, second) => second % 5 !== 4,
+    );
     await acceptConfirmed(entries);
 
     const shards = publisher.calls.map(({ shard }) => shard).sort();

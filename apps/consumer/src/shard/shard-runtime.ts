@@ -277,7 +277,8 @@ export class ShardRuntime {
     this.unacked = 0;
     // Their deliveries go back to the queue: writing these entries now would only duplicate them.
     const dropped = this.batch.discard((item) => item.delivery.generation === generation);
-    if (dropped > 0) this.logger.warn(`channel of ${this.queue} closed; ${dropped} buffered entries will be redelivered`);
+    if (dropped > 0)
+      this.logger.warn(`channel of ${this.queue} closed; ${dropped} buffered entries will be redelivered`);
     this.scheduleReopen();
   }
 
@@ -288,13 +289,16 @@ export class ShardRuntime {
   private scheduleReopen(): void {
     if (this.stopping) return;
     clearTimeout(this.reopenTimer);
-    this.reopenTimer = setTimeout(() => {
-      if (this.stopping || this.current !== undefined || !this.deps.connection.isConnected()) return;
-      if (this.failing) this.logger.debug(`reopening the channel of ${this.queue}`);
-      else this.logger.warn(`reopening the channel of ${this.queue}`);
-      const stale = this.wrapper;
-      this.openChannel();
-      stale?.close().catch((error: unknown) => this.logger.warn(`closing a stale channel: ${describeError(error)}`));
-    }, RECONNECT_SECONDS * 1000 + 500);
+    this.reopenTimer = setTimeout(
+      () => {
+        if (this.stopping || this.current !== undefined || !this.deps.connection.isConnected()) return;
+        if (this.failing) this.logger.debug(`reopening the channel of ${this.queue}`);
+        else this.logger.warn(`reopening the channel of ${this.queue}`);
+        const stale = this.wrapper;
+        this.openChannel();
+        stale?.close().catch((error: unknown) => this.logger.warn(`closing a stale channel: ${describeError(error)}`));
+      },
+      RECONNECT_SECONDS * 1000 + 500,
+    );
   }
 }

@@ -1,13 +1,7 @@
 import { Logger } from '@nestjs/common';
 import { describeError, logEvent } from '@app/observability';
 import type { SharedBatch } from '../batch/shared-batch';
-import type {
-  BatchWriter,
-  RetireReason,
-  WorkerPoolHooks,
-  WorkerPoolOptions,
-  WorkerRecord,
-} from './worker-pool.types';
+import type { BatchWriter, RetireReason, WorkerPoolHooks, WorkerPoolOptions, WorkerRecord } from './worker-pool.types';
 
 interface Worker {
   id: string;
@@ -159,7 +153,9 @@ export class WorkerPool<T> {
   private grow(): Worker | undefined {
     if (!this.batch.hasFullBatch() || this.live.size >= this.options.max) return undefined;
     const worker = this.spawn();
-    this.logger.log(`worker ${worker.id} started: full batches are waiting (${this.live.size} of ${this.options.max} workers)`);
+    this.logger.log(
+      `worker ${worker.id} started: full batches are waiting (${this.live.size} of ${this.options.max} workers)`,
+    );
     return worker;
   }
 
@@ -188,7 +184,14 @@ export class WorkerPool<T> {
       .catch((error: unknown) => this.logger.error(`settling a batch of worker ${worker.id}: ${describeError(error)}`));
   }
 
-  private settle(worker: Worker, items: T[], job: Job, timer: NodeJS.Timeout, startedAt: number, error?: unknown): void {
+  private settle(
+    worker: Worker,
+    items: T[],
+    job: Job,
+    timer: NodeJS.Timeout,
+    startedAt: number,
+    error?: unknown,
+  ): void {
     clearTimeout(timer);
     // A reclaimed job was already counted out and its items are back in the batch.
     if (job.reclaimed) return;
