@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import type { NestFastifyApplication } from '@nestjs/platform-fastify';
-import { readApiConfig, readRuntimeConfig } from '@app/config';
+import { readApiAppConfig } from '@app/config';
 import { shardOf } from '@app/sharding';
 import { Pipeline, TestBroker, setEnv, testPrefix, waitFor } from '@app/testing';
 import { createApiApp } from '../../apps/api/src/api.app';
@@ -368,7 +368,7 @@ describe('POST /message under property-based fuzzing (fast-check)', () => {
       API_TOKEN: undefined,
       LOG_LEVEL: 'fatal',
     });
-    app = await createApiApp(readApiConfig(), readRuntimeConfig());
+    app = await createApiApp(readApiAppConfig());
     await app.init();
     await app.getHttpAdapter().getInstance().ready();
     const inProcess = app;

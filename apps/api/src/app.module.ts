@@ -1,16 +1,15 @@
-import { Module } from '@nestjs/common';
-import { ConfigModule } from '@nestjs/config';
-import { apiConfig, rabbitmqConfig, runtimeConfig } from '@app/config';
+import { type DynamicModule, Module } from '@nestjs/common';
+import { type ApiAppConfig, AppConfigModule } from '@app/config';
 import { HealthModule } from './health/health.module';
 import { MessageModule } from './message/message.module';
 import { ApiMetricsModule } from './metrics/api-metrics.module';
 
 @Module({
-  imports: [
-    ConfigModule.forRoot({ isGlobal: true, ignoreEnvFile: true, load: [rabbitmqConfig, apiConfig, runtimeConfig] }),
-    ApiMetricsModule,
-    MessageModule,
-    HealthModule,
-  ],
+  imports: [ApiMetricsModule, MessageModule, HealthModule],
 })
-export class AppModule {}
+export class AppModule {
+  /** The api, with the configuration main.ts read and validated before Nest started. */
+  static forRoot(config: ApiAppConfig): DynamicModule {
+    return { module: AppModule, imports: [AppConfigModule.forRoot(config)] };
+  }
+}

@@ -1,24 +1,14 @@
-import {
-  exitIfShutdownHangs,
-  exitOnBootError,
-  readApiConfig,
-  readConfigOrExit,
-  readRabbitmqConfig,
-  readRuntimeConfig,
-} from '@app/config';
+import { readApiAppConfig } from '@app/config';
+import { exitIfShutdownHangs, exitOnBootError, readConfigOrExit } from '@app/lifecycle';
 import { createApiApp } from './api.app';
 
 async function bootstrap(): Promise<void> {
-  // Every variable the api reads, so that any bad one stops it here with one line.
-  const { api, runtime } = readConfigOrExit('api', () => ({
-    rabbitmq: readRabbitmqConfig(),
-    api: readApiConfig(),
-    runtime: readRuntimeConfig(),
-  }));
-  const app = await createApiApp(api, runtime);
+  // Every variable the api reads, read once here, so that any bad one stops it with one line.
+  const config = readConfigOrExit('api', () => readApiAppConfig());
+  const app = await createApiApp(config);
   app.enableShutdownHooks(['SIGTERM', 'SIGINT'], { useProcessExit: true });
-  exitIfShutdownHangs('api', runtime.shutdownTimeoutMs);
-  await app.listen(api.port, api.host);
+  exitIfShutdownHangs('api', config.runtime.shutdownTimeoutMs);
+  await app.listen(config.api.port, config.api.host);
 }
 
 bootstrap().catch(exitOnBootError('api'));

@@ -1,6 +1,6 @@
 import type { NestFastifyApplication } from '@nestjs/platform-fastify';
 import type { InjectOptions, LightMyRequestResponse as Response } from 'fastify';
-import { readApiConfig, readRuntimeConfig } from '@app/config';
+import { readApiAppConfig } from '@app/config';
 import { setEnv, waitFor } from '@app/testing';
 import { createApiApp } from '../src/api.app';
 
@@ -17,7 +17,7 @@ export class TestApi {
   static async start(env: Record<string, string>): Promise<TestApi> {
     const restoreEnv = setEnv({ LOG_LEVEL: 'fatal', ...env });
     try {
-      const app = await createApiApp(readApiConfig(), readRuntimeConfig());
+      const app = await createApiApp(readApiAppConfig());
       await app.init();
       await app.getHttpAdapter().getInstance().ready();
       return new TestApi(app, restoreEnv);

@@ -1,22 +1,16 @@
-import { Module } from '@nestjs/common';
-import { ConfigModule } from '@nestjs/config';
-import { consumerConfig, rabbitmqConfig, runtimeConfig } from '@app/config';
+import { type DynamicModule, Module } from '@nestjs/common';
+import { AppConfigModule, type ConsumerAppConfig } from '@app/config';
 import { HealthModule } from './health/health.module';
 import { ConsumerMetricsModule } from './metrics/consumer-metrics.module';
 import { ShardModule } from './shard/shard.module';
 import { WorkersModule } from './workers/workers.module';
 
 @Module({
-  imports: [
-    ConfigModule.forRoot({
-      isGlobal: true,
-      ignoreEnvFile: true,
-      load: [rabbitmqConfig, consumerConfig, runtimeConfig],
-    }),
-    ConsumerMetricsModule,
-    ShardModule,
-    WorkersModule,
-    HealthModule,
-  ],
+  imports: [ConsumerMetricsModule, ShardModule, WorkersModule, HealthModule],
 })
-export class ConsumerModule {}
+export class ConsumerModule {
+  /** The consumer, with the configuration main.ts read and validated before Nest started. */
+  static forRoot(config: ConsumerAppConfig): DynamicModule {
+    return { module: ConsumerModule, imports: [AppConfigModule.forRoot(config)] };
+  }
+}

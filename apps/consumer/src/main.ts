@@ -1,26 +1,19 @@
 import { NestFactory } from '@nestjs/core';
 import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fastify';
-import {
-  exitIfShutdownHangs,
-  exitOnBootError,
-  readConfigOrExit,
-  readConsumerConfig,
-  readRuntimeConfig,
-} from '@app/config';
+import { readConsumerAppConfig } from '@app/config';
+import { exitIfShutdownHangs, exitOnBootError, readConfigOrExit } from '@app/lifecycle';
 import { createLogger } from '@app/observability';
 import { ConsumerModule } from './consumer.module';
 
 async function bootstrap(): Promise<void> {
-  const { consumer, runtime } = readConfigOrExit('consumer', () => ({
-    consumer: readConsumerConfig(),
-    runtime: readRuntimeConfig(),
-  }));
-  const app = await NestFactory.create<NestFastifyApplication>(ConsumerModule, new FastifyAdapter(), {
-    logger: createLogger(runtime, 'consumer'),
+  // Every variable the consumer reads, read once here, so that any bad one stops it with one line.
+  const config = readConfigOrExit('consumer', () => readConsumerAppConfig());
+  const app = await NestFactory.create<NestFastifyApplication>(ConsumerModule.forRoot(config), new FastifyAdapter(), {
+    logger: createLogger(config.runtime, 'consumer'),
   });
   app.enableShutdownHooks(['SIGTERM', 'SIGINT'], { useProcessExit: true });
-  exitIfShutdownHangs('consumer', runtime.shutdownTimeoutMs);
-  await app.listen(consumer.port, consumer.host);
+  exitIfShutdownHangs('consumer', config.runtime.shutdownTimeoutMs);
+  await app.listen(config.consumer.port, config.consumer.host);
 }
 
 bootstrap().catch(exitOnBootError('consumer'));

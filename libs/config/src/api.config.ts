@@ -1,4 +1,4 @@
-import { registerAs } from '@nestjs/config';
+import { configNamespace } from './config-namespace';
 import { readHost, readInt, readOptionalString } from './env';
 
 export function readApiConfig(env: NodeJS.ProcessEnv = process.env) {
@@ -12,5 +12,5 @@ export function readApiConfig(env: NodeJS.ProcessEnv = process.env) {
   };
 }
 
-export const apiConfig = registerAs('api', () => readApiConfig());
 export type ApiConfig = ReturnType<typeof readApiConfig>;
+export const apiConfig = configNamespace<ApiConfig>('api');

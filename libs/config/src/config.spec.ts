@@ -1,8 +1,14 @@
-import { readApiConfig } from './api.config';
+import { Inject, Injectable } from '@nestjs/common';
+import { ConfigService, type ConfigType } from '@nestjs/config';
+import { Test } from '@nestjs/testing';
+import { apiConfig, readApiConfig } from './api.config';
+import { readApiAppConfig, readConsumerAppConfig } from './app.config';
+import { AppConfigModule } from './app-config.module';
+import { ConfigNotLoadedError } from './config-namespace';
 import { readConsumerConfig } from './consumer.config';
 import { ConfigValidationError } from './env';
-import { readRabbitmqConfig } from './rabbitmq.config';
-import { readRuntimeConfig } from './runtime.config';
+import { rabbitmqConfig, readRabbitmqConfig } from './rabbitmq.config';
+import { readRuntimeConfig, runtimeConfig } from './runtime.config';
 
 describe('configuration', () => {
   it('has the contract defaults', () => {
@@ -85,5 +91,58 @@ describe('configuration', () => {
   ])('names the variable, the value and what is allowed (%#)', (read, message) => {
     expect(read).toThrow(ConfigValidationError);
     expect(read).toThrow(message);
+  });
+});
+
+describe('loading once, before Nest starts', () => {
+  it('checks CONSUMER_SHARDS against the shard count it is given, not one it reads again', () => {
+    expect(readConsumerConfig({ CONSUMER_SHARDS: '6' }, { shardsCount: 7 }).shards).toEqual([6]);
+    expect(() => readConsumerConfig({ CONSUMER_SHARDS: '6', SHARDS_COUNT: '7' }, { shardsCount: 5 })).toThrow(
+      'Invalid CONSUMER_SHARDS="6"',
+    );
+    expect(readConsumerAppConfig({ SHARDS_COUNT: '7', CONSUMER_SHARDS: '6' })).toMatchObject({
+      rabbitmq: { shardsCount: 7 },
+      consumer: { shards: [6] },
+    });
+  });
+
+  it('reads every variable of an app in one call, so that any bad one stops it before Nest starts', () => {
+    expect(Object.keys(readApiAppConfig({}))).toEqual(['rabbitmq', 'api', 'runtime']);
+    expect(() => readApiAppConfig({ LOG_LEVEL: 'loud' })).toThrow(ConfigValidationError);
+    expect(() => readConsumerAppConfig({ BATCH_SIZE: '0' })).toThrow('Invalid BATCH_SIZE="0"');
+  });
+
+  @Injectable()
+  class NeedsApiConfig {
+    constructor(@Inject(apiConfig.KEY) readonly api: ConfigType<typeof apiConfig>) {}
+  }
+
+  it('hands Nest the values read before it started, under each namespace, without reading the environment', async () => {
+    const config = readApiAppConfig({ API_PORT: '8080', SHARDS_COUNT: '3' });
+    const before = process.env.API_PORT;
+    process.env.API_PORT = '9999';
+    try {
+      const module = await Test.createTestingModule({
+        imports: [AppConfigModule.forRoot(config)],
+        providers: [NeedsApiConfig],
+      }).compile();
+      expect(module.get(NeedsApiConfig).api).toBe(config.api);
+      expect(module.get(rabbitmqConfig.KEY)).toBe(config.rabbitmq);
+      expect(module.get(runtimeConfig.KEY)).toBe(config.runtime);
+      const service = module.get(ConfigService);
+      expect(service.get('api.port')).toBe(8080);
+      expect(service.get('API_PORT')).toBeUndefined();
+      await module.close();
+    } finally {
+      if (before === undefined) delete process.env.API_PORT;
+      else process.env.API_PORT = before;
+    }
+  });
+
+  it('a namespace reads nothing by itself: without AppConfigModule it says what is missing', async () => {
+    expect(() => apiConfig()).toThrow(ConfigNotLoadedError);
+    await expect(Test.createTestingModule({ providers: [NeedsApiConfig] }).compile()).rejects.toThrow(
+      /CONFIGURATION\(api\)/,
+    );
   });
 });

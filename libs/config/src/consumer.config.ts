@@ -1,9 +1,15 @@
-import { registerAs } from '@nestjs/config';
+import { configNamespace } from './config-namespace';
 import { ConfigValidationError, readBoolean, readHost, readInt, readShardList, readString } from './env';
-import { readRabbitmqConfig } from './rabbitmq.config';
+import { type RabbitmqConfig, readRabbitmqConfig } from './rabbitmq.config';
 
-export function readConsumerConfig(env: NodeJS.ProcessEnv = process.env) {
-  const { shardsCount } = readRabbitmqConfig(env);
+/**
+ * The consumer's own variables; `CONSUMER_SHARDS` is checked against `rabbitmq.shardsCount`
+ * (readConsumerAppConfig passes the RabbitMQ configuration it has already read).
+ */
+export function readConsumerConfig(
+  env: NodeJS.ProcessEnv = process.env,
+  { shardsCount }: Pick<RabbitmqConfig, 'shardsCount'> = readRabbitmqConfig(env),
+) {
   const workersMin = readInt(env, 'WORKERS_MIN', 3, { min: 1, max: 256 });
   const workersMax = readInt(env, 'WORKERS_MAX', 4, { min: 1, max: 256 });
   if (workersMax < workersMin) {
@@ -30,5 +36,5 @@ export function readConsumerConfig(env: NodeJS.ProcessEnv = process.env) {
   };
 }
 
-export const consumerConfig = registerAs('consumer', () => readConsumerConfig());
 export type ConsumerConfig = ReturnType<typeof readConsumerConfig>;
+export const consumerConfig = configNamespace<ConsumerConfig>('consumer');

@@ -1,4 +1,4 @@
-import { registerAs } from '@nestjs/config';
+import { configNamespace } from './config-namespace';
 import { readAmqpUrl, readEnum, readInt, readQueuePrefix } from './env';
 
 export const QUEUE_TYPES = ['classic', 'quorum'] as const;
@@ -15,6 +15,6 @@ export function readRabbitmqConfig(env: NodeJS.ProcessEnv = process.env) {
   };
 }
 
-/** The broker and the shard layout; both apps must agree on every field. */
-export const rabbitmqConfig = registerAs('rabbitmq', () => readRabbitmqConfig());
 export type RabbitmqConfig = ReturnType<typeof readRabbitmqConfig>;
+/** The broker and the shard layout; both apps must agree on every field. */
+export const rabbitmqConfig = configNamespace<RabbitmqConfig>('rabbitmq');

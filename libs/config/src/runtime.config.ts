@@ -1,4 +1,4 @@
-import { registerAs } from '@nestjs/config';
+import { configNamespace } from './config-namespace';
 import { readEnum, readInt } from './env';
 
 export const LOG_FORMATS = ['pretty', 'json'] as const;
@@ -14,6 +14,6 @@ export function readRuntimeConfig(env: NodeJS.ProcessEnv = process.env) {
   };
 }
 
-/** What every process needs regardless of its role: logging and the shutdown budget. */
-export const runtimeConfig = registerAs('runtime', () => readRuntimeConfig());
 export type RuntimeConfig = ReturnType<typeof readRuntimeConfig>;
+/** What every process needs regardless of its role: logging and the shutdown budget. */
+export const runtimeConfig = configNamespace<RuntimeConfig>('runtime');

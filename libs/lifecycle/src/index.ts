@@ -1,0 +1,2 @@
+export * from './boot-errors';
+export * from './shutdown-backstop';
