@@ -6,7 +6,7 @@ const config: Config = {
   rootDir: '.',
   moduleFileExtensions: ['ts', 'js', 'json'],
   testEnvironment: 'node',
-  roots: ['<rootDir>/apps', '<rootDir>/libs', '<rootDir>/scripts', '<rootDir>/test'],
+  roots: ['<rootDir>/apps', '<rootDir>/libs', '<rootDir>/tools', '<rootDir>/test'],
   testRegex: String.raw`\.(spec|e2e-spec)\.ts$`,
   transform: { '^.+\\.ts$': ['ts-jest', { tsconfig: '<rootDir>/tsconfig.json' }] },
   // Path aliases come from tsconfig.json, never copied by hand.

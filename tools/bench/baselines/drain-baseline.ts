@@ -1,27 +1,23 @@
 /**
  * The limit for the consumer's drain rate: a plain amqplib consume-write-ack loop, no framework,
  * no validation, writing the same files (staged, fsynced when SINK_FSYNC, renamed, the directory
- * fsynced after the rename as the consumer does it) with up to
- * WORKERS_MAX writes in flight per shard, acking a delivery once all its entries are written.
- * Run as a child process by the benchmark (scripts/bench/drain.ts, end-to-end.ts); prints
- * `processed <n>` lines.
+ * fsynced after the rename with the consumer's own DirectorySyncer) with up to WORKERS_MAX writes
+ * in flight per shard, acking a delivery once all its entries are written. It reads the
+ * consumer's variables through libs/config, so it runs with the consumer's defaults. Run as a
+ * child process by the benchmark (tools/bench/drain.ts, end-to-end.ts); prints `processed <n>` lines.
  */
 import { open, rename, mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { type Channel, type ConsumeMessage, connect } from 'amqplib';
+import { readConsumerAppConfig } from '@app/config';
 import { assertTopology } from '@app/rabbitmq';
 import { shardQueueName } from '@app/sharding';
-import { DirectorySyncer } from '../../apps/consumer/src/file-sink/directory-syncer';
+// The consumer's own class, so that both writers make renames durable the same way.
+import { DirectorySyncer } from '../../../apps/consumer/src/file-sink/directory-syncer';
 
-const env = process.env;
-const url = env.RABBITMQ_URL ?? 'amqp://guest:guest@localhost:5672';
-const prefix = env.QUEUE_PREFIX ?? 'messages';
-const shards = Number(env.SHARDS_COUNT ?? 5);
-const dir = env.DATA_OUTPUT_DIR ?? './data';
-const batchSize = Number(env.BATCH_SIZE ?? 5);
-const fsync = (env.SINK_FSYNC ?? 'true') === 'true';
-const prefetch = Number(env.PREFETCH ?? 200);
-const maxWrites = Number(env.WORKERS_MAX ?? 4);
+const { rabbitmq, consumer } = readConsumerAppConfig();
+const { queuePrefix: prefix, shardsCount: shards } = rabbitmq;
+const { dataOutputDir: dir, batchSize, sinkFsync: fsync, prefetch, workersMax: maxWrites, batchFlushMs } = consumer;
 
 let processed = 0;
 let sequence = 0;
@@ -56,7 +52,7 @@ function consumeShard(channel: Channel, shard: number): void {
       });
     }
     clearTimeout(timer);
-    if (buffer.length > 0) timer = setTimeout(() => pump(true), 1000);
+    if (buffer.length > 0) timer = setTimeout(() => pump(true), batchFlushMs);
   };
   void channel.consume(shardQueueName(prefix, shard), (message) => {
     if (message === null) return;
@@ -69,10 +65,10 @@ function consumeShard(channel: Channel, shard: number): void {
 
 async function main(): Promise<void> {
   await mkdir(join(dir, '.inflight'), { recursive: true });
-  const connection = await connect(url);
+  const connection = await connect(rabbitmq.url);
   // As the consumer does at start, so that it can be the first to run against a fresh prefix.
   const setup = await connection.createChannel();
-  await assertTopology(setup, { queuePrefix: prefix, shardsCount: shards, queueType: 'classic' });
+  await assertTopology(setup, rabbitmq);
   await setup.close();
   for (let shard = 0; shard < shards; shard++) {
     const channel = await connection.createChannel();

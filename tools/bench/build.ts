@@ -21,7 +21,7 @@ export interface BenchBuild {
   remove(): void;
 }
 
-const BASELINES = ['scripts/bench/api-baseline.ts', 'scripts/bench/drain-baseline.ts'];
+const BASELINES = ['tools/bench/baselines/api-baseline.ts', 'tools/bench/baselines/drain-baseline.ts'];
 
 export interface PrepareOptions {
   /** Names the folder; the process id by default. */
@@ -50,8 +50,8 @@ export function prepareBuild({
       dir,
       apiMain: join(dir, 'api', 'main.js'),
       consumerMain: join(dir, 'consumer', 'main.js'),
-      apiBaseline: join(dir, 'js', 'scripts', 'bench', 'api-baseline.js'),
-      drainBaseline: join(dir, 'js', 'scripts', 'bench', 'drain-baseline.js'),
+      apiBaseline: join(dir, 'js', 'tools', 'bench', 'baselines', 'api-baseline.js'),
+      drainBaseline: join(dir, 'js', 'tools', 'bench', 'baselines', 'drain-baseline.js'),
       remove,
     };
   } catch (error) {

@@ -1,6 +1,6 @@
 /**
  * Entries per second through `POST /message`: the built api against the framework-free baseline
- * (scripts/bench/api-baseline.ts), no consumer running. In a round every server runs at once,
+ * (tools/bench/baselines/api-baseline.ts), no consumer running. In a round every server runs at once,
  * each on its own port and queue prefix, and takes the load in turn, one request size after
  * another, with the order alternating: the broker's disk is part of every publish, and its speed
  * swings, so the figures to compare are measured next to each other.
@@ -104,8 +104,9 @@ export async function measureIngestRound(
       });
       const server = { target, process: child, url: `http://127.0.0.1:${port}`, prefix };
       servers.push(server);
-      await child.waitUntilHealthy(`${server.url}/health`);
     }
+    // They boot side by side; the measuring is one at a time.
+    await Promise.all(servers.map((server) => server.process.waitUntilHealthy(`${server.url}/health`)));
     const results: IngestFigures[] = [];
     for (const [index, spec] of loads.entries()) {
       const body = requestBody(spec.entriesPerRequest);

@@ -1,25 +1,26 @@
 /**
- * `npm run bench`: ingest, drain and end to end, each beside its framework-free limit in the same
- * run, against the local RabbitMQ (RABBITMQ_URL). Prints a table and writes it, with the machine,
- * the versions and a chart, to docs/benchmarks.md and docs/benchmarks.svg.
+ * `npm run bench`, the one entry point of the benchmark: ingest, drain and end to end, each beside
+ * its framework-free limit in the same run, against the local RabbitMQ (RABBITMQ_URL). Prints a
+ * table and writes docs/benchmarks.md (with the machine, the versions and every run) and its chart.
  *
  *   npm run bench                         # the full run, about 10 minutes
  *   npm run bench -- --quick              # smaller sizes, about 1.5 minutes; leaves docs/ alone
- *   npm run bench -- [--rounds 4] [--duration 8] [--warmup 2] [--connections 20] [--sizes 1,100,1000]
+ *   npm run bench -- [--only ingest,drain,e2e] [--rounds 4] [--duration 8] [--warmup 2]
+ *                    [--connections 20] [--sizes 1,100,1000]
  *                    [--backlog 200000] [--cases fsync:5,fsync:500,nofsync:5,nofsync:500]
  *                    [--e2e-seconds 30] [--e2e-rate 200] [--e2e-per-request 10]
- *                    [--only ingest,drain,e2e] [--cpu-prof <dir>] [--compare <api main.js>]
- *                    [--out <file.md>] [--no-write]
+ *                    [--cpu-prof <dir>] [--compare <api main.js>] [--out <file.md>] [--no-write]
+ *   npm run bench:api                     # = npm run bench -- --only ingest --sizes 100 --rounds 1
+ *   npm run bench:drain                   # = npm run bench -- --only drain --rounds 1
  */
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { readConsumerConfig } from '@app/config';
-import { Cleanup } from './bench/cleanup';
-import { type DrainCase } from './bench/drain';
-import { rows, summarise, targetsFor, textTable, writeReport } from './bench/report';
-import { type BenchOptions, PHASES, type Phase, runBench } from './bench/run';
-
-const ROOT = join(__dirname, '..');
+import { ROOT } from './build';
+import { Cleanup } from './cleanup';
+import { type DrainCase } from './drain';
+import { rows, summarise, summaryTable, targetsFor, writeReport } from './report';
+import { type BenchOptions, PHASES, type Phase, runBench } from './run';
 
 const { values: args } = parseArgs({
   options: {
@@ -90,11 +91,10 @@ function options(): BenchOptions {
   };
 }
 
+/** The command as run, for the record (`npm run bench:api` runs `npm run bench -- --only ingest ...`). */
 function command(): string {
   const argv = process.argv.slice(2).join(' ');
-  return process.env.npm_lifecycle_event === 'bench'
-    ? `npm run bench${argv ? ` -- ${argv}` : ''}`
-    : `ts-node scripts/bench.ts${argv ? ` ${argv}` : ''}`;
+  return `npm run bench${argv ? ` -- ${argv}` : ''}`;
 }
 
 async function main(): Promise<void> {
@@ -102,7 +102,7 @@ async function main(): Promise<void> {
   cleanup.exitOnInterrupt();
   const results = await runBench(options(), cleanup, command());
   const targets = targetsFor(readConsumerConfig().batchFlushMs);
-  console.log(`\n${textTable(rows(summarise(results), targets))}`);
+  console.log(`\n${summaryTable(rows(summarise(results), targets))}`);
   console.log(`\n${(results.seconds / 60).toFixed(1)} minutes`);
   // A quick or partial run is a look, not a record: it leaves the committed figures alone.
   const partial = args.quick || args.only !== undefined;
