@@ -2,7 +2,7 @@
 'use strict';
 /**
  * `npm start` (after `npm run build`): runs the built api and consumer in one terminal, each line
- * prefixed with `[api]` or `[consumer]` in its own colour. Ctrl-C or SIGTERM reaches both apps
+ * prefixed with `[api]` or `[consumer]` in its own colour (once: the app's own prefix is dropped). Ctrl-C or SIGTERM reaches both apps
  * once, and they drain and exit; if one app exits on its own, the other is stopped gracefully and
  * this exits with 1. It exits with 0 only when both apps stopped cleanly on a signal.
  *
@@ -57,6 +57,13 @@ function probeBroker(url) {
   });
 }
 
+/** concurrently's logger, without the `[api] ` an app's own logger puts at the start of each line. */
+class OnePrefixLogger extends Logger {
+  logCommandText(text, command) {
+    super.logCommandText(text.replace(new RegExp(`(^|\\n)\\[${command.name}\\] `, 'g'), '$1'), command);
+  }
+}
+
 /**
  * concurrently's own spawn, but each app in its own process group: a terminal's Ctrl-C then
  * reaches the apps only through this script, once. Twice (the terminal's and a forwarded one) can
@@ -84,7 +91,7 @@ async function main() {
     );
   }
 
-  const logger = new Logger({ prefixFormat: 'name' });
+  const logger = new OnePrefixLogger({ prefixFormat: 'name' });
   logger.setPrefixLength(Math.max(...APPS.map(({ name }) => name.length)));
   const { commands, result } = createConcurrently(
     // `exec` replaces the shell, so signals and exit codes reach node directly.

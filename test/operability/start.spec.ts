@@ -140,9 +140,26 @@ describe('npm start (scripts/start.js over the built apps)', () => {
           timeoutMs: 20_000,
         });
       }
-      expect(launcher.logs).toMatch(/^\[api {5}\] \S/m);
-      expect(launcher.logs).toMatch(/^\[consumer\] \S/m);
-      expect(launcher.logs).not.toContain('RabbitMQ is not reachable');
+      // Each app named once per line, Nest's wiring left to debug, and one line each saying where it listens.
+      await waitFor(() => /listening at .*batch files in/.test(launcher.logs), {
+        description: `the consumer's ready line\n${launcher.logs}`,
+      });
+      const logs = launcher.logs;
+      expect(logs).toMatch(/^\[api {5}\] \d+ /m);
+      expect(logs).toMatch(/^\[consumer\] \d+ /m);
+      expect(logs).not.toMatch(/\] \[(api|consumer)\] /);
+      expect(logs).not.toMatch(/InstanceLoader|RoutesResolver|RouterExplorer|Mapped \{/);
+      expect(logs).toMatch(
+        new RegExp(`^\\[api {5}\\] .*listening at ${api}: POST /message, /docs, /health, /metrics$`, 'm'),
+      );
+      expect(logs).toMatch(
+        new RegExp(
+          `^\\[consumer\\] .*listening at ${consumer}: /health, /workers, /metrics; batch files in ${output?.path}$`,
+          'm',
+        ),
+      );
+      expect(logs.split('\n').filter((line) => line.includes('listening at'))).toHaveLength(2);
+      expect(logs).not.toContain('RabbitMQ is not reachable');
 
       process.kill(group ? -launcher.pid : launcher.pid, signal);
       expect(await launcher.waitForExit()).toBe(0);

@@ -1,5 +1,5 @@
 import { readApiAppConfig } from '@app/config';
-import { exitIfShutdownHangs, exitOnBootError, readConfigOrExit } from '@app/lifecycle';
+import { exitIfShutdownHangs, exitOnBootError, logReady, readConfigOrExit } from '@app/lifecycle';
 import { createApiApp } from './api.app';
 
 async function bootstrap(): Promise<void> {
@@ -9,6 +9,7 @@ async function bootstrap(): Promise<void> {
   app.enableShutdownHooks(['SIGTERM', 'SIGINT'], { useProcessExit: true });
   exitIfShutdownHangs('api', config.runtime.shutdownTimeoutMs);
   await app.listen(config.api.port, config.api.host);
+  await logReady(app, 'POST /message, /docs, /health, /metrics');
 }
 
 bootstrap().catch(exitOnBootError('api'));

@@ -1,7 +1,8 @@
+import { resolve } from 'node:path';
 import { NestFactory } from '@nestjs/core';
 import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fastify';
 import { readConsumerAppConfig } from '@app/config';
-import { exitIfShutdownHangs, exitOnBootError, readConfigOrExit } from '@app/lifecycle';
+import { exitIfShutdownHangs, exitOnBootError, logReady, readConfigOrExit } from '@app/lifecycle';
 import { createLogger } from '@app/observability';
 import { ConsumerModule } from './consumer.module';
 
@@ -14,6 +15,7 @@ async function bootstrap(): Promise<void> {
   app.enableShutdownHooks(['SIGTERM', 'SIGINT'], { useProcessExit: true });
   exitIfShutdownHangs('consumer', config.runtime.shutdownTimeoutMs);
   await app.listen(config.consumer.port, config.consumer.host);
+  await logReady(app, `/health, /workers, /metrics; batch files in ${resolve(config.consumer.dataOutputDir)}`);
 }
 
 bootstrap().catch(exitOnBootError('consumer'));

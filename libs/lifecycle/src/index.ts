@@ -1,2 +1,3 @@
 export * from './boot-errors';
 export * from './shutdown-backstop';
+export * from './log-ready';

@@ -46,4 +46,15 @@ describe('logger', () => {
     expect(line).toContain('[Shard 2] worker 2-4 wrote 5 entries');
     expect(line).not.toContain('shard: 2');
   });
+
+  it("prints Nest's module and route wiring at debug only, and the app's own lines at info", () => {
+    const lines = capture('pretty', (logger) => {
+      logger.log('AppModule dependencies initialized', 'InstanceLoader');
+      logger.log('Mapped {/message, POST} route', 'RouterExplorer');
+      logger.log('Nest application successfully started', 'NestApplication');
+      logger.log('listening at http://127.0.0.1:3000: POST /message', 'Ready');
+    });
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toContain('listening at http://127.0.0.1:3000');
+  });
 });

@@ -26,8 +26,26 @@ export function nestLogLevels(level: RuntimeConfig['logLevel']): NestLogLevel[] 
   return SEVERITY.slice(0, threshold + 1);
 }
 
-/** Nest's console logger that prints a LogEvent as its text, or in JSON mode as text plus fields. */
+/** Nest's own start-up wiring (each module, controller and route): debug, not news. */
+const WIRING_CONTEXTS = new Set([
+  'NestFactory',
+  'InstanceLoader',
+  'RoutesResolver',
+  'RouterExplorer',
+  'NestApplication',
+]);
+
+/**
+ * Nest's console logger that prints a LogEvent as its text, or in JSON mode as text plus fields,
+ * and Nest's start-up wiring at debug, so that a start-up at info shows what the app itself says.
+ */
 export class AppLogger extends ConsoleLogger {
+  override log(message: unknown, ...rest: unknown[]): void {
+    const context = rest.at(-1);
+    if (typeof context === 'string' && WIRING_CONTEXTS.has(context)) this.debug(message, ...rest);
+    else super.log(message, ...rest);
+  }
+
   protected override stringifyMessage(message: unknown, logLevel: NestLogLevel): unknown {
     return super.stringifyMessage(isLogEvent(message) ? message.text : message, logLevel);
   }
