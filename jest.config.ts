@@ -17,8 +17,10 @@ const config: Config = {
   },
   collectCoverageFrom: ['apps/*/src/**/*.ts', 'libs/*/src/**/*.ts'],
   coverageDirectory: 'coverage',
-  // End-to-end tests start real processes against the real broker; give them room.
-  testTimeout: 60_000,
+  // End-to-end tests start real processes against the real broker; give them room, and more than
+  // the test kit's longest default wait (60 s, waitForAllWritten), so that a stuck test fails on
+  // the wait that names what it waited for rather than on this anonymous timeout.
+  testTimeout: 90_000,
 };
 
 export default config;

@@ -3,7 +3,6 @@ import {
   CASE_TIMEOUT_MS,
   FaultCase,
   type Load,
-  SHORT,
   duplicates,
   holdFault,
   pick,
@@ -28,9 +27,9 @@ describe('the broker goes away while clients keep posting', () => {
     const unexpected = load.records.filter((r) => r.status !== 201 && r.status !== 503);
     expect(unexpected.map((r) => `${r.status} ${r.error ?? ''}`)).toEqual([]);
     expect(stats.unavailable).toBeGreaterThan(0);
-    // Retry-After in whole seconds on every 503.
+    // Retry-After: 1 on every 503, as the README promises.
     const retryAfter = load.records.filter((r) => r.status === 503).map((r) => r.retryAfter);
-    expect(retryAfter.filter((value) => !/^\d+$/.test(value ?? ''))).toEqual([]);
+    expect(retryAfter.filter((value) => value !== '1')).toEqual([]);
     expect(stats.maxMs).toBeLessThanOrEqual(PUBLISH_TIMEOUT_MS + MARGIN_MS);
   }
 
@@ -127,12 +126,9 @@ describe('the broker goes away while clients keep posting', () => {
         description: 'a 503 while the broker does not answer',
         timeoutMs: 2 * PUBLISH_TIMEOUT_MS + MARGIN_MS,
       });
-      // Until the heartbeats give up, the connection looks up: /health stays 200 while publishes time out.
-      let apiHealthDownAfterMs: number | 'n/a' = 'n/a';
-      if (!SHORT) {
-        await waitForHealth(api.url, 503, 'api', stallMs - (Date.now() - stalledAt));
-        apiHealthDownAfterMs = Date.now() - stalledAt;
-      }
+      // One publish that timed out is enough: /health turns 503 well before the heartbeats give up.
+      await waitForHealth(api.url, 503, 'api', 2 * PUBLISH_TIMEOUT_MS + MARGIN_MS);
+      const apiHealthDownAfterMs = Date.now() - stalledAt;
       await holdFault(stalledAt + stallMs - Date.now());
       apiLink.proxy.restore();
       const restoredAt = Date.now();

@@ -1,14 +1,17 @@
-import { readFile, readdir, rename, unlink, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { readdir, rename, unlink, writeFile } from 'node:fs/promises';
 import {
   type Accepted,
   Pipeline,
   type PipelineOptions,
   TcpProxy,
   type TestEntry,
+  spreadEntries,
   testBrokerUrl,
   waitFor,
 } from '@app/testing';
+
+// sink-stall imports it from here; it lives in libs/testing now.
+export { fetchWorkers } from '@app/testing';
 
 /** `FAULTS_SHORT=1`: fewer faults, smaller loads, a 10 s soak; the same assertions. */
 export const SHORT = process.env.FAULTS_SHORT === '1';
@@ -19,22 +22,11 @@ export function pick<T>(full: T, short: T): T {
 }
 
 /**
- * `count` valid entries one second apart from `start` seconds after a fixed base, so that every
- * request reaches every shard; each value is unique (`<label>-<index>`).
+ * A case's jest timeout: well above the deadline of any one wait in it (the longest, for every
+ * entry to be in a file, is 60 s), so that a stuck case fails on the wait that names what did not
+ * happen rather than on jest's anonymous timeout.
  */
-export function spreadEntries(count: number, label: string, start = 0): TestEntry[] {
-  const base = Date.UTC(2019, 9, 12, 8, 10, 0);
-  return Array.from({ length: count }, (_, i) => ({
-    timestamp: new Date(base + (start + i) * 1000 + ((i * 137) % 1000)).toISOString(),
-    value: `${label}-${i}`,
-  }));
-}
-
-/**
- * A case's jest timeout: well above the deadline of any one wait in it, so that a stuck case fails
- * on the wait that names what did not happen rather than on jest's anonymous timeout.
- */
-export const CASE_TIMEOUT_MS = 120_000;
+export const CASE_TIMEOUT_MS = 180_000;
 
 /** One line per case, e.g. `[faults] sigkill: posted=4000 created=4000 duplicates=37`. */
 export function summary(name: string, figures: Record<string, unknown>): void {
@@ -213,32 +205,6 @@ export async function waitForHealth(url: string, status: number, what: string, t
   return Date.now() - started;
 }
 
-export interface WorkersBody {
-  shards: Array<{
-    shard: number;
-    workers: Array<{ id: string; processed: number; state: 'active' | 'retired'; reason: string | null }>;
-  }>;
-}
-
-export async function fetchWorkers(consumerUrl: string): Promise<WorkersBody> {
-  const response = await fetch(`${consumerUrl}/workers`);
-  if (response.status !== 200) throw new Error(`GET /workers answered ${response.status}`);
-  return (await response.json()) as WorkersBody;
-}
-
-/** Resolves or rejects with `work`, or rejects naming `description` once `ms` have passed. */
-export async function withDeadline<T>(work: Promise<T>, ms: number, description: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const deadline = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${description}`)), ms);
-  });
-  try {
-    return await Promise.race([work, deadline]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
 /** Holds a fault for its stated duration: the one kind of plain sleep this suite allows. */
 export function holdFault(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
@@ -262,54 +228,27 @@ export async function breakFolder(dir: string): Promise<{ aside: string; restore
   };
 }
 
-/** The pid of the built app (`dist/apps/<name>/main.js`) running with `<PORT_VAR>=<port>` in its environment. */
-export async function findAppPid(name: 'api' | 'consumer', port: number): Promise<number> {
-  const variable = name === 'api' ? 'API_PORT' : 'CONSUMER_PORT';
-  const main = join('dist', 'apps', name, 'main.js');
-  for (const entry of await readdir('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const cmdline = await readFile(`/proc/${entry}/cmdline`, 'utf8');
-      if (!cmdline.includes(main)) continue;
-      const environ = (await readFile(`/proc/${entry}/environ`, 'utf8')).split('\0');
-      if (environ.includes(`${variable}=${port}`)) return Number(entry);
-    } catch {
-      // The process ended while we looked: not ours.
-    }
-  }
-  throw new Error(`no ${name} process with ${variable}=${port}`);
-}
-
-/** Resident memory of `pid` in MB, from /proc/<pid>/status (VmRSS). */
-export async function rssMb(pid: number): Promise<number> {
-  const status = await readFile(`/proc/${pid}/status`, 'utf8');
-  const match = /^VmRSS:\s+(\d+) kB$/m.exec(status);
-  if (match === null) throw new Error(`no VmRSS for pid ${pid}`);
-  return Number(match[1]) / 1024;
-}
-
-/** The port of a `http://127.0.0.1:<port>` URL. */
-export function portOf(url: string): number {
-  return Number(new URL(url).port);
-}
-
 /**
- * What one fault case opens, closed after it whatever happened: the load first, then the proxies,
- * then the pipeline (its processes, queues and output folder). Each step runs even if one before failed.
+ * What one fault case opens, closed after it whatever happened: the loads first, then the proxies,
+ * then the pipelines (their processes, queues and output folders). Each step runs even if one
+ * before failed. A pipeline, once disposed, starts nothing more, so a case body that runs on past
+ * jest's timeout cannot bring back the queues it deleted.
  */
 export class FaultCase {
-  private pipeline?: Pipeline;
-  private load?: Load;
-  private readonly proxies: TcpProxy[] = [];
+  private pipelines: Pipeline[] = [];
+  private loads: Load[] = [];
+  private proxies: TcpProxy[] = [];
 
   async pipelineFor(name: string, options?: PipelineOptions): Promise<Pipeline> {
-    this.pipeline = await Pipeline.create(name, options);
-    return this.pipeline;
+    const pipeline = await Pipeline.create(name, options);
+    this.pipelines.push(pipeline);
+    return pipeline;
   }
 
   startLoad(url: string, options: LoadOptions): Load {
-    this.load = Load.start(url, options);
-    return this.load;
+    const load = Load.start(url, options);
+    this.loads.push(load);
+    return load;
   }
 
   /** A proxy to the test broker, and the RABBITMQ_URL that goes through it. */
@@ -320,15 +259,13 @@ export class FaultCase {
   }
 
   async dispose(): Promise<void> {
-    const { load, pipeline } = this;
-    const proxies = this.proxies.splice(0);
-    this.load = undefined;
-    this.pipeline = undefined;
+    const [loads, proxies, pipelines] = [this.loads, this.proxies, this.pipelines];
+    [this.loads, this.proxies, this.pipelines] = [[], [], []];
     const failures: unknown[] = [];
     for (const step of [
-      () => load?.stop(),
+      () => Promise.all(loads.map((load) => load.stop())),
       () => Promise.all(proxies.map((proxy) => proxy.close())),
-      () => pipeline?.dispose(),
+      () => Promise.all(pipelines.map((pipeline) => pipeline.dispose())),
     ]) {
       try {
         await step();

@@ -1,15 +1,5 @@
 import { countIds, waitForAllWritten } from '@app/testing';
-import {
-  CASE_TIMEOUT_MS,
-  FaultCase,
-  duplicates,
-  findAppPid,
-  holdFault,
-  pick,
-  portOf,
-  rssMb,
-  summary,
-} from './fault-kit';
+import { CASE_TIMEOUT_MS, FaultCase, duplicates, holdFault, pick, summary } from './fault-kit';
 
 const RATE = { requestsPerSecond: 20, entriesPerRequest: 10 };
 const DURATION_S = pick(60, 10);
@@ -56,20 +46,17 @@ describe(`a ${DURATION_S} s soak at ${RATE.requestsPerSecond * RATE.entriesPerRe
       const pipeline = await run.pipelineFor('faults-soak');
       const api = await pipeline.startApi({ LOG_FORMAT: 'json' });
       const consumer = await pipeline.startConsumer({ LOG_FORMAT: 'json' });
-      const pids = {
-        api: await findAppPid('api', portOf(api.url)),
-        consumer: await findAppPid('consumer', portOf(consumer.url)),
-      };
 
       const samples: Sample[] = [];
       const started = Date.now();
       const sampleErrors: string[] = [];
       sampler = setInterval(() => {
         const second = (Date.now() - started) / 1000;
-        Promise.all([rssMb(pids.api), rssMb(pids.consumer)]).then(
-          ([apiMb, consumerMb]) => samples.push({ second, api: apiMb, consumer: consumerMb }),
-          (error: unknown) => sampleErrors.push(String(error)),
-        );
+        try {
+          samples.push({ second, api: api.app.memoryMb().rss, consumer: consumer.app.memoryMb().rss });
+        } catch (error) {
+          sampleErrors.push(String(error));
+        }
       }, 1_000);
       const load = run.startLoad(api.url, { ...RATE, label: 'soak', maxInFlight: 40 });
       // The soak's stated duration: the load runs, nothing is awaited but the clock.

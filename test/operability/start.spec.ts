@@ -1,9 +1,14 @@
-import { type ChildProcess, spawn } from 'node:child_process';
 import { readFile, readdir } from 'node:fs/promises';
-import { join } from 'node:path';
-import { type TempDir, TestBroker, freePort, tempDir, testBrokerUrl, testPrefix, waitFor } from '@app/testing';
-
-const ROOT = join(__dirname, '..', '..');
+import {
+  NodeProcess,
+  type TempDir,
+  TestBroker,
+  freePort,
+  tempDir,
+  testBrokerUrl,
+  testPrefix,
+  waitFor,
+} from '@app/testing';
 
 /** The pids whose parent is `pid`, from /proc (Linux). */
 async function childPids(pid: number): Promise<number[]> {
@@ -20,45 +25,21 @@ async function childPids(pid: number): Promise<number[]> {
 
 /** `node scripts/start.js` as `npm start` runs it after the build, in its own process group. */
 class Launcher {
-  private output = '';
-  private exitCode: number | null | undefined;
-  private readonly exited: Promise<number | null>;
-
-  constructor(private readonly child: ChildProcess) {
-    child.stdout?.on('data', (chunk: Buffer) => (this.output += chunk.toString()));
-    child.stderr?.on('data', (chunk: Buffer) => (this.output += chunk.toString()));
-    this.exited = new Promise((resolve) =>
-      child.on('exit', (code) => {
-        this.exitCode = code;
-        resolve(code);
-      }),
-    );
-  }
+  private constructor(private readonly process: NodeProcess) {}
 
   static start(env: Record<string, string>): Launcher {
-    return new Launcher(
-      spawn(process.execPath, ['scripts/start.js'], {
-        cwd: ROOT,
-        env: { ...process.env, ...env },
-        stdio: ['ignore', 'pipe', 'pipe'],
-        // Its own process group, so that a test can send it a terminal's Ctrl-C.
-        detached: true,
-      }),
-    );
+    // Its own process group, so that a test can send it a terminal's Ctrl-C.
+    return new Launcher(NodeProcess.launch({ name: 'start.js', args: ['scripts/start.js'], env, detached: true }));
   }
 
   get pid(): number {
-    return this.child.pid ?? -1;
+    return this.process.pid;
   }
 
   /** Everything it printed, without colours (a terminal running jest passes FORCE_COLOR on). */
   get logs(): string {
     // eslint-disable-next-line no-control-regex -- ANSI colour codes start with ESC
-    return this.output.replace(/\x1b\[[0-9;]*m/g, '');
-  }
-
-  get running(): boolean {
-    return this.exitCode === undefined;
+    return this.process.logs.replace(/\x1b\[[0-9;]*m/g, '');
   }
 
   /** The pid of the running app whose command line names `dist/apps/<app>/main.js`. */
@@ -67,31 +48,30 @@ class Launcher {
       const cmdline = await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '');
       if (cmdline.includes(`dist/apps/${app}/main.js`)) return pid;
     }
-    throw new Error(`no running ${app} under start.js (pid ${this.pid}):\n${this.output}`);
+    throw new Error(`no running ${app} under start.js (pid ${this.pid}):\n${this.logs}`);
   }
 
-  async waitForExit(timeoutMs = 30_000): Promise<number | null> {
-    await waitFor(() => !this.running, { description: `start.js to exit\n${this.output}`, timeoutMs });
-    return this.exited;
+  waitForExit(timeoutMs = 30_000): Promise<number | null> {
+    return this.process.waitForExit(timeoutMs);
   }
 
   /** Kills start.js and the apps it started (they run in their own process groups). */
   async kill(): Promise<void> {
-    if (!this.running) return;
+    if (!this.process.running) return;
     const apps = await childPids(this.pid);
-    for (const pid of [this.pid, ...apps]) {
+    for (const pid of apps) {
       try {
         process.kill(pid, 'SIGKILL');
       } catch {
         // Already gone.
       }
     }
-    await this.exited;
+    await this.process.kill();
   }
 }
 
 async function healthStatus(url: string): Promise<number> {
-  return (await fetch(`${url}/health`)).status;
+  return (await fetch(`${url}/health`, { signal: AbortSignal.timeout(2_000) })).status;
 }
 
 describe('npm start (scripts/start.js over the built apps)', () => {
@@ -113,18 +93,24 @@ describe('npm start (scripts/start.js over the built apps)', () => {
   async function startBoth(rabbitmqUrl: string) {
     prefix = testPrefix('start');
     output = await tempDir('start');
-    const [apiPort, consumerPort] = [await freePort(), await freePort()];
+    // Port 0: each app binds a free port itself and names it in its ready line.
     launcher = Launcher.start({
       RABBITMQ_URL: rabbitmqUrl,
       QUEUE_PREFIX: prefix,
       API_HOST: '127.0.0.1',
-      API_PORT: String(apiPort),
+      API_PORT: '0',
       CONSUMER_HOST: '127.0.0.1',
-      CONSUMER_PORT: String(consumerPort),
+      CONSUMER_PORT: '0',
       DATA_OUTPUT_DIR: output.path,
       LOG_FORMAT: 'pretty',
     });
-    return { launcher, api: `http://127.0.0.1:${apiPort}`, consumer: `http://127.0.0.1:${consumerPort}` };
+    const started = launcher;
+    const urlOf = (app: string) =>
+      waitFor(() => new RegExp(`^\\[${app} *\\] .*listening at (http://\\S+?): `, 'm').exec(started.logs)?.[1], {
+        description: `the ${app}'s ready line\n${started.logs}`,
+        timeoutMs: 20_000,
+      });
+    return { launcher, api: await urlOf('api'), consumer: await urlOf('consumer') };
   }
 
   it.each([
@@ -141,9 +127,6 @@ describe('npm start (scripts/start.js over the built apps)', () => {
         });
       }
       // Each app named once per line, Nest's wiring left to debug, and one line each saying where it listens.
-      await waitFor(() => /listening at .*batch files in/.test(launcher.logs), {
-        description: `the consumer's ready line\n${launcher.logs}`,
-      });
       const logs = launcher.logs;
       expect(logs).toMatch(/^\[api {5}\] \d+ /m);
       expect(logs).toMatch(/^\[consumer\] \d+ /m);

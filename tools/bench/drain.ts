@@ -1,6 +1,6 @@
 import { mkdtemp, readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { TestBroker, freePort, testPrefix, waitFor } from '@app/testing';
+import { TestBroker, fetchWorkers, freePort, testPrefix, waitFor } from '@app/testing';
 import { preloadBacklog } from './backlog';
 import type { BenchBuild } from './build';
 import type { Cleanup } from './cleanup';
@@ -57,16 +57,15 @@ function start(
   { build, cleanup, cpuProfDir }: DrainOptions,
 ): { child: BenchProcess; processed: () => Promise<number> } {
   if (target === 'consumer') {
-    const child = new BenchProcess({ name: 'consumer', args: [build.consumerMain], env, cleanup, cpuProfDir });
+    const child = BenchProcess.start({ name: 'consumer', args: [build.consumerMain], env, cleanup, cpuProfDir });
     const processed = async () => {
-      const response = await fetch(`http://127.0.0.1:${env.CONSUMER_PORT}/workers`);
-      const body = (await response.json()) as { shards: Array<{ workers: Array<{ processed: number }> }> };
-      return body.shards.flatMap((s) => s.workers).reduce((sum, w) => sum + w.processed, 0);
+      const { shards } = await fetchWorkers(`http://127.0.0.1:${env.CONSUMER_PORT}`);
+      return shards.flatMap((s) => s.workers).reduce((sum, w) => sum + w.processed, 0);
     };
     return { child, processed };
   }
   let latest = 0;
-  const child = new BenchProcess({
+  const child = BenchProcess.start({
     name: 'drain baseline',
     args: [build.drainBaseline],
     env,
@@ -158,7 +157,7 @@ export async function measureDrain(
       };
     } finally {
       // A CPU profile is written only on a clean exit; without one, there is nothing to wait for.
-      await (options.cpuProfDir === undefined ? child.kill() : child.stop());
+      await (options.cpuProfDir === undefined ? child.kill() : child.terminate());
     }
   } finally {
     await deleteQueues();

@@ -133,7 +133,7 @@ export async function measureEndToEnd(target: EndToEndTarget, options: EndToEndO
   let writerReady = false;
   const processes: BenchProcess[] = [];
   try {
-    const writer = new BenchProcess({
+    const writer = BenchProcess.start({
       name: target === 'pipeline' ? 'consumer' : 'drain baseline',
       args: [target === 'pipeline' ? build.consumerMain : build.drainBaseline],
       env: { ...env, DATA_OUTPUT_DIR: output, CONSUMER_HOST: '127.0.0.1', CONSUMER_PORT: String(consumerPort) },
@@ -143,7 +143,7 @@ export async function measureEndToEnd(target: EndToEndTarget, options: EndToEndO
       onStdout: target === 'baseline' ? () => (writerReady = true) : undefined,
     });
     processes.push(writer);
-    const api = new BenchProcess({
+    const api = BenchProcess.start({
       name: target === 'pipeline' ? 'api' : 'api baseline',
       args: [target === 'pipeline' ? build.apiMain : build.apiBaseline],
       env: { ...env, API_HOST: '127.0.0.1', API_PORT: String(apiPort) },
@@ -187,7 +187,7 @@ export async function measureEndToEnd(target: EndToEndTarget, options: EndToEndO
       sentPerSecond: (ids.length + failed * options.entriesPerRequest) / sentSeconds,
     };
   } finally {
-    await Promise.all(processes.map((child) => (cpuProfDir === undefined ? child.kill() : child.stop())));
+    await Promise.all(processes.map((child) => (cpuProfDir === undefined ? child.kill() : child.terminate())));
     await deleteQueues();
   }
 }

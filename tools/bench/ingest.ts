@@ -6,7 +6,7 @@
  * swings, so the figures to compare are measured next to each other.
  */
 import autocannon from 'autocannon';
-import { TestBroker, freePort, prefixQueueNames, testPrefix } from '@app/testing';
+import { TestBroker, freePort, makeEntries, prefixQueueNames, testPrefix } from '@app/testing';
 import type { Cleanup } from './cleanup';
 import { BenchProcess } from './processes';
 
@@ -51,13 +51,7 @@ export interface IngestRoundOptions {
 
 /** One request body: `entries` entries a second apart, so every shard gets its share. */
 export function requestBody(entries: number): string {
-  const start = Date.UTC(2019, 9, 12, 8, 10, 53, 520);
-  return JSON.stringify(
-    Array.from({ length: entries }, (_, i) => ({
-      timestamp: new Date(start + i * 1000).toISOString(),
-      value: `benchmark entry ${i}`,
-    })),
-  );
+  return JSON.stringify(makeEntries(entries, 'benchmark entry', { stepMs: 1_000, startMs: 53_520 }));
 }
 
 function load(url: string, body: string, connections: number, seconds: number): Promise<autocannon.Result> {
@@ -95,7 +89,7 @@ export async function measureIngestRound(
       const prefix = testPrefix(`bench-ingest-${target.name}`);
       releases.push(cleanup.add(`delete queues ${prefix}`, () => broker.deleteQueues(prefix, shardsCount)));
       const port = await freePort();
-      const child = new BenchProcess({
+      const child = BenchProcess.start({
         name: `ingest ${target.name}`,
         args: [target.script],
         env: { QUEUE_PREFIX: prefix, SHARDS_COUNT: String(shardsCount), API_HOST: '127.0.0.1', API_PORT: String(port) },
@@ -120,7 +114,7 @@ export async function measureIngestRound(
     }
     return results;
   } finally {
-    await Promise.all(servers.map((server) => server.process.stop()));
+    await Promise.all(servers.map((server) => server.process.terminate()));
     for (const release of releases) await release();
   }
 }

@@ -1,115 +1,46 @@
-import { type ChildProcess, spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
-import { waitFor } from '@app/testing';
+import { NodeProcess, type NodeProcessOptions } from '@app/testing';
 import type { Cleanup } from './cleanup';
-import { ROOT } from './build';
 
-export interface StartOptions {
-  /** What the process is, in words, for errors. */
-  name: string;
-  /** The script (and its arguments) after `node`. */
-  args: string[];
-  /** On top of this process's environment and LOG_LEVEL=warn. */
-  env: Record<string, string>;
+export interface BenchProcessOptions extends Omit<NodeProcessOptions, 'keepOutput'> {
   cleanup: Cleanup;
-  /** Writes a V8 CPU profile into this folder when the process exits. */
+  /** Writes a V8 CPU profile into this folder when the process exits cleanly. */
   cpuProfDir?: string;
-  /** Pass the child's stdout through this instead of ignoring it. */
-  onStdout?: (chunk: Buffer) => void;
 }
 
-/** A Node process the benchmark started; killed on an interrupted run. */
-export class BenchProcess {
-  readonly child: ChildProcess;
-  private stderrTail = '';
-  private exitCode: number | null | undefined;
-  private readonly exited: Promise<void>;
-  private readonly release: () => Promise<void>;
+/**
+ * A Node process the benchmark started (the test kit's NodeProcess), at LOG_LEVEL=warn unless
+ * told otherwise, keeping the last of its output to name the cause if it dies; killed by
+ * `cleanup` if the run is interrupted before it is stopped.
+ */
+export class BenchProcess extends NodeProcess {
+  private release: () => Promise<void> = () => Promise.resolve();
 
-  constructor(private readonly options: StartOptions) {
-    const profile = options.cpuProfDir === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${options.cpuProfDir}`];
-    this.child = spawn(process.execPath, [...profile, ...options.args], {
-      cwd: ROOT,
-      env: { ...process.env, LOG_LEVEL: 'warn', ...options.env },
-      stdio: ['ignore', options.onStdout ? 'pipe' : 'ignore', 'pipe'],
-    });
-    if (options.onStdout) this.child.stdout?.on('data', options.onStdout);
-    // The last of it names the cause when the process dies.
-    this.child.stderr?.on('data', (chunk: Buffer) => {
-      this.stderrTail = (this.stderrTail + chunk.toString()).slice(-4000);
-    });
-    this.exited = new Promise((resolve) =>
-      this.child.once('exit', (code, signal) => {
-        this.exitCode = code ?? (signal === null ? -1 : null);
-        resolve();
-      }),
-    );
-    this.release = options.cleanup.add(`stop ${options.name}`, () => this.kill('SIGKILL'));
+  static start({ cleanup, cpuProfDir, ...options }: BenchProcessOptions): BenchProcess {
+    const profile = cpuProfDir === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${cpuProfDir}`];
+    const resolved = {
+      ...options,
+      args: [...profile, ...options.args],
+      env: { LOG_LEVEL: 'warn', ...options.env },
+      keepOutput: 4_000,
+    };
+    const child = new BenchProcess(options.name, NodeProcess.spawn(resolved), resolved);
+    child.release = cleanup.add(`stop ${options.name}`, () => child.kill());
+    return child;
   }
 
-  get pid(): number {
-    return this.child.pid ?? 0;
-  }
-
-  get running(): boolean {
-    return this.exitCode === undefined;
-  }
-
-  /** Polls `url` until it answers 200; fails at once, with the process's last words, if it exits. */
-  async waitUntilHealthy(url: string, timeoutMs = 30_000): Promise<void> {
-    const outcome = await waitFor(
-      async () => (!this.running ? 'exited' : (await fetch(url)).status === 200 && 'healthy'),
-      { description: `${this.options.name} to answer ${url} with 200`, timeoutMs, intervalMs: 100 },
-    );
-    if (outcome === 'exited') this.assertRunning();
-  }
-
-  /** Throws if the process has exited (call it while waiting for work it should be doing). */
-  assertRunning(): void {
-    if (!this.running) throw new ExitedError(this.options.name, this.exitCode, this.stderrTail);
-  }
-
-  /** SIGTERM (a CPU profile is written only on a clean exit), SIGKILL after `graceMs`. */
-  async stop(graceMs = 10_000): Promise<void> {
-    if (this.running) {
-      this.child.kill('SIGTERM');
-      const timer = setTimeout(() => this.child.kill('SIGKILL'), graceMs);
-      await this.exited;
-      clearTimeout(timer);
-    }
+  /** Stops it gracefully (a CPU profile is written only on a clean exit), SIGKILL after `graceMs`. */
+  override async terminate(graceMs = 10_000): Promise<void> {
+    await super.terminate(graceMs);
     await this.release();
   }
 
-  /** Kills it now, without a graceful shutdown. */
-  async kill(signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {
-    if (this.running) {
-      this.child.kill(signal);
-      await this.exited;
-    }
+  override async kill(): Promise<void> {
+    await super.kill();
     await this.release();
   }
 
-  /** Peak resident set size so far, in MB (VmHWM in /proc/<pid>/status, Linux). */
+  /** Peak resident set size so far, in MB. */
   peakRssMb(): number {
-    const match = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${this.pid}/status`, 'utf8'));
-    return match ? Number(match[1]) / 1024 : Number.NaN;
-  }
-
-  /** User + system CPU seconds used so far (Linux /proc), or undefined when unknown. */
-  cpuSeconds(): number | undefined {
-    try {
-      const fields = readFileSync(`/proc/${this.pid}/stat`, 'utf8').split(') ')[1].split(' ');
-      // Fields 14 and 15 of /proc/<pid>/stat (utime, stime), in clock ticks of 1/100 s on Linux.
-      return (Number(fields[11]) + Number(fields[12])) / 100;
-    } catch {
-      return undefined;
-    }
-  }
-}
-
-export class ExitedError extends Error {
-  constructor(name: string, code: number | null | undefined, stderr: string) {
-    super(`${name} exited with code ${code ?? 'null (killed)'}${stderr ? `:\n${stderr}` : ''}`);
-    this.name = ExitedError.name;
+    return this.memoryMb().peak;
   }
 }

@@ -1,2 +1,3 @@
 export * from './create-entry.dto';
 export * from './entry.wire';
+export * from './workers.response';

@@ -10,6 +10,10 @@ import {
 import { readRabbitmqConfig } from '@app/config';
 import { redactUrl } from '@app/rabbitmq';
 import { allShardQueueNames, deadLetterQueueName } from '@app/sharding';
+import { withDeadline } from './wait-for';
+
+/** The longest any one broker call of a test may take before it fails, naming the call. */
+const CALL_TIMEOUT_MS = 10_000;
 
 /** The broker the tests run against: `RABBITMQ_URL`, or the local default. */
 export function testBrokerUrl(): string {
@@ -27,7 +31,8 @@ export function testPrefix(name: string): string {
 
 /**
  * A direct amqplib connection for looking at and preparing queues from a test. Each call uses its
- * own short-lived channel, so a failed call (a missing queue) does not break the next one.
+ * own short-lived channel, so a failed call (a missing queue) does not break the next one, and
+ * fails after CALL_TIMEOUT_MS naming what it waited for, so a stalled broker cannot hang a test.
  */
 export class TestBroker {
   private constructor(private readonly connection: ChannelModel) {}
@@ -43,7 +48,10 @@ export class TestBroker {
 
   /** Messages ready in `queue` (not counting unacknowledged deliveries). */
   async count(queue: string): Promise<number> {
-    return this.withChannel(async (channel) => (await channel.checkQueue(queue)).messageCount);
+    return this.withChannel(
+      `the message count of ${queue}`,
+      async (channel) => (await channel.checkQueue(queue)).messageCount,
+    );
   }
 
   /** Ready messages of every queue of `prefix`, by queue name: the shards, then the dead-letter queue. */
@@ -58,7 +66,7 @@ export class TestBroker {
    * `{ requeue: true }` they are put back afterwards instead of being removed.
    */
   async fetchAll(queue: string, { requeue = false }: { requeue?: boolean } = {}): Promise<GetMessage[]> {
-    return this.withChannel(async (channel) => {
+    return this.withChannel(`every message of ${queue}`, async (channel) => {
       const messages: GetMessage[] = [];
       for (let message = await channel.get(queue); message !== false; message = await channel.get(queue)) {
         messages.push(message);
@@ -71,23 +79,26 @@ export class TestBroker {
 
   /** Publishes raw bytes straight to `queue` and waits for the broker's confirm. */
   async publishRaw(queue: string, content: Buffer | string, options: Options.Publish = {}): Promise<void> {
-    const channel = watch(await this.connection.createConfirmChannel());
-    try {
-      channel.sendToQueue(queue, Buffer.from(content), { persistent: true, ...options });
-      await channel.waitForConfirms();
-    } finally {
-      await closeQuietly(channel);
-    }
+    const publish = async () => {
+      const channel = watch(await this.connection.createConfirmChannel());
+      try {
+        channel.sendToQueue(queue, Buffer.from(content), { persistent: true, ...options });
+        await channel.waitForConfirms();
+      } finally {
+        await closeQuietly(channel);
+      }
+    };
+    await withDeadline(publish(), CALL_TIMEOUT_MS, `the broker to confirm a message to ${queue}`);
   }
 
   /** Empties `queue`; returns how many messages it held. */
   async purge(queue: string): Promise<number> {
-    return this.withChannel(async (channel) => (await channel.purgeQueue(queue)).messageCount);
+    return this.withChannel(`purging ${queue}`, async (channel) => (await channel.purgeQueue(queue)).messageCount);
   }
 
   /** Deletes `<prefix>.shard.0..n-1` and `<prefix>.dead-letter`, whether or not they exist. */
   async deleteQueues(prefix: string, shardsCount: number): Promise<void> {
-    await this.withChannel(async (channel) => {
+    await this.withChannel(`deleting the queues of ${prefix}`, async (channel) => {
       for (const queue of prefixQueueNames(prefix, shardsCount)) await channel.deleteQueue(queue);
     });
   }
@@ -97,13 +108,20 @@ export class TestBroker {
     await this.connection.close();
   }
 
-  private async withChannel<T>(use: (channel: Channel) => Promise<T>): Promise<T> {
-    const channel = watch(await this.connection.createChannel());
-    try {
-      return await use(channel);
-    } finally {
-      await closeQuietly(channel);
-    }
+  /**
+   * Runs `use` on a channel of its own, closed afterwards whatever happened; fails after
+   * CALL_TIMEOUT_MS naming `description`.
+   */
+  withChannel<T>(description: string, use: (channel: Channel) => Promise<T>): Promise<T> {
+    const run = async () => {
+      const channel = watch(await this.connection.createChannel());
+      try {
+        return await use(channel);
+      } finally {
+        await closeQuietly(channel);
+      }
+    };
+    return withDeadline(run(), CALL_TIMEOUT_MS, description);
   }
 }
 

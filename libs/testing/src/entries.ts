@@ -5,13 +5,42 @@ export interface TestEntry {
   value?: string;
 }
 
-/** `count` valid entries with timestamps spread over many seconds (and so over every shard). */
-export function makeEntries(count: number, label = 'v'): TestEntry[] {
-  const base = Date.UTC(2019, 9, 12, 8, 10, 0);
+/** Where test entries' timestamps start: 2019-10-12T08:10:00Z, the morning of the task's example. */
+export const ENTRY_EPOCH_MS = Date.UTC(2019, 9, 12, 8, 10, 0);
+
+/** The RFC 3339 timestamp `offsetMs` after ENTRY_EPOCH_MS. */
+export function entryTimestamp(offsetMs: number): string {
+  return new Date(ENTRY_EPOCH_MS + offsetMs).toISOString();
+}
+
+/**
+ * `count` valid entries `stepMs` apart from `startMs` after the epoch (by default 137 ms apart,
+ * so over many seconds and every shard), each with the unique value `<label>-<index>`.
+ */
+export function makeEntries(count: number, label = 'v', { stepMs = 137, startMs = 0 } = {}): TestEntry[] {
   return Array.from({ length: count }, (_, i) => ({
-    timestamp: new Date(base + i * 137).toISOString(),
+    timestamp: entryTimestamp(startMs + i * stepMs),
     value: `${label}-${i}`,
   }));
+}
+
+/**
+ * `count` valid entries one second apart (with a varying fraction) from `startSecond` seconds
+ * after the epoch, so that every request reaches every shard; each value is `<label>-<index>`.
+ */
+export function spreadEntries(count: number, label: string, startSecond = 0): TestEntry[] {
+  return Array.from({ length: count }, (_, i) => ({
+    timestamp: entryTimestamp((startSecond + i) * 1000 + ((i * 137) % 1000)),
+    value: `${label}-${i}`,
+  }));
+}
+
+/** A valid timestamp, the first whole second after the epoch (plus `millis`), that falls in `shard`. */
+export function timestampInShard(shard: number, shardsCount: number, millis = 250): string {
+  for (let second = 0; ; second++) {
+    const timestamp = entryTimestamp(second * 1000 + millis);
+    if (shardOf(timestamp, shardsCount) === shard) return timestamp;
+  }
 }
 
 export interface Accepted {

@@ -1,3 +1,5 @@
+import type { WorkersResponse } from '@app/contracts';
+
 /**
  * The sum of every sample of `name` in a Prometheus text exposition whose labels include
  * `labels` (in any order); undefined when there is none.
@@ -15,9 +17,16 @@ export function metricValue(text: string, name: string, labels: Record<string, s
   return sum;
 }
 
-/** GET `<baseUrl>/metrics` as text. */
-export async function fetchMetrics(baseUrl: string): Promise<string> {
-  const response = await fetch(`${baseUrl}/metrics`);
+/** GET `<baseUrl>/metrics` as text; fails after `timeoutMs`. */
+export async function fetchMetrics(baseUrl: string, timeoutMs = 5_000): Promise<string> {
+  const response = await fetch(`${baseUrl}/metrics`, { signal: AbortSignal.timeout(timeoutMs) });
   if (response.status !== 200) throw new Error(`GET /metrics answered ${response.status}`);
   return response.text();
+}
+
+/** GET `<consumerUrl>/workers`: every worker of every shard, live and retired; fails after `timeoutMs`. */
+export async function fetchWorkers(consumerUrl: string, timeoutMs = 5_000): Promise<WorkersResponse> {
+  const response = await fetch(`${consumerUrl}/workers`, { signal: AbortSignal.timeout(timeoutMs) });
+  if (response.status !== 200) throw new Error(`GET /workers answered ${response.status}`);
+  return (await response.json()) as WorkersResponse;
 }

@@ -1,4 +1,4 @@
-import { WaitTimeoutError, waitFor } from './wait-for';
+import { WaitTimeoutError, waitFor, withDeadline } from './wait-for';
 
 describe('waitFor', () => {
   it('resolves with the first value that is not false, null or undefined', async () => {
@@ -42,5 +42,34 @@ describe('waitFor', () => {
       waitFor(() => new Promise<boolean>(() => undefined), { description: 'a hung probe', timeoutMs: 50 }),
     ).rejects.toThrow('an attempt was still running at the deadline');
     expect(Date.now() - started).toBeLessThan(1_000);
+  });
+});
+
+describe('waitFor with failFast', () => {
+  class Gone extends Error {}
+
+  it('ends the wait at once on an error of that class', async () => {
+    const started = Date.now();
+    await expect(
+      waitFor(
+        () => {
+          throw new Gone('the process exited');
+        },
+        { description: 'a dead process', timeoutMs: 5_000, failFast: Gone },
+      ),
+    ).rejects.toThrow('the process exited');
+    expect(Date.now() - started).toBeLessThan(1_000);
+  });
+});
+
+describe('withDeadline', () => {
+  it('passes the result through', async () => {
+    await expect(withDeadline(Promise.resolve(7), 1_000, 'seven')).resolves.toBe(7);
+  });
+
+  it('names what it waited for once the deadline passes', async () => {
+    await expect(withDeadline(new Promise(() => undefined), 20, () => 'the broker to answer')).rejects.toThrow(
+      new WaitTimeoutError('timed out after 20 ms waiting for the broker to answer'),
+    );
   });
 });

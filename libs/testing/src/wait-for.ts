@@ -11,6 +11,8 @@ export interface WaitForOptions {
   description: string;
   timeoutMs?: number;
   intervalMs?: number;
+  /** Errors of this class end the wait at once instead of counting as "not yet" (e.g. a process that exited). */
+  failFast?: abstract new (...args: never[]) => Error;
 }
 
 const EXPIRED = Symbol('expired');
@@ -33,7 +35,7 @@ function summarize(value: unknown): string {
  */
 export async function waitFor<T>(
   probe: () => T | Promise<T>,
-  { description, timeoutMs = 10_000, intervalMs = 50 }: WaitForOptions,
+  { description, timeoutMs = 10_000, intervalMs = 50, failFast }: WaitForOptions,
 ): Promise<Settled<T>> {
   const deadline = Date.now() + timeoutMs;
   let last: unknown = 'no attempt finished';
@@ -48,6 +50,7 @@ export async function waitFor<T>(
       else if (result !== false && result !== null && result !== undefined) return result as Settled<T>;
       else last = result;
     } catch (error) {
+      if (failFast !== undefined && error instanceof failFast) throw error;
       last = error;
     } finally {
       clearTimeout(timer);
@@ -60,5 +63,24 @@ export async function waitFor<T>(
       );
     }
     await new Promise((resolve) => setTimeout(resolve, Math.min(intervalMs, remaining)));
+  }
+}
+
+/**
+ * Resolves or rejects with `work`, or rejects with WaitTimeoutError naming `description` once
+ * `ms` have passed (a function is asked for the description only then, e.g. for a log so far).
+ */
+export async function withDeadline<T>(work: Promise<T>, ms: number, description: string | (() => string)): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => {
+      const what = typeof description === 'string' ? description : description();
+      reject(new WaitTimeoutError(`timed out after ${ms} ms waiting for ${what}`));
+    }, ms);
+  });
+  try {
+    return await Promise.race([work, deadline]);
+  } finally {
+    clearTimeout(timer);
   }
 }
