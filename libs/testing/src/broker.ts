@@ -13,7 +13,7 @@ import { allShardQueueNames, deadLetterQueueName } from '@app/sharding';
 import { withDeadline } from './wait-for';
 
 /** The longest any one broker call of a test may take before it fails, naming the call. */
-const CALL_TIMEOUT_MS = 10_000;
+const CALL_TIMEOUT_MS = 30_000;
 
 /** The broker the tests run against: `RABBITMQ_URL`, or the local default. */
 export function testBrokerUrl(): string {
