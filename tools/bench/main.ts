@@ -40,6 +40,8 @@ const { values: args } = parseArgs({
     compare: { type: 'string' },
     out: { type: 'string' },
     'no-write': { type: 'boolean', default: false },
+    // The flag of the old bench-api.ts and bench-drain.ts, which meant a different thing in each.
+    entries: { type: 'string' },
   },
 });
 
@@ -65,6 +67,9 @@ function parsePhases(text: string | undefined): Phase[] {
 }
 
 function options(): BenchOptions {
+  if (args.entries !== undefined) {
+    throw new Error('--entries is gone: --sizes <entries per request> for ingest, --backlog <entries> for the drain');
+  }
   const quick = args.quick;
   return {
     phases: parsePhases(args.only),
