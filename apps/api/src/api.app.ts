@@ -14,7 +14,14 @@ export async function createApiApp(
   api: Pick<ApiConfig, 'maxBodyBytes' | 'maxEntries'>,
   runtime: Pick<RuntimeConfig, 'logFormat' | 'logLevel'>,
 ): Promise<NestFastifyApplication> {
-  const adapter = new FastifyAdapter({ bodyLimit: api.maxBodyBytes });
+  const adapter = new FastifyAdapter({
+    bodyLimit: api.maxBodyBytes,
+    // JSON.parse makes `__proto__` an own property and pollutes nothing; the validation then names
+    // it (and `constructor`) as a property that should not exist, with its entry, rather than
+    // Fastify answering that valid JSON is not JSON.
+    onProtoPoisoning: 'ignore',
+    onConstructorPoisoning: 'ignore',
+  });
   // Only JSON is a body here: text/plain must be a 415, not a string that fails validation.
   adapter.getInstance().removeContentTypeParser(['text/plain']);
 
