@@ -4,11 +4,13 @@ import { apiConfig, rabbitmqConfig, runtimeConfig } from '@app/config';
 import { HealthModule } from './health/health.module';
 import { MessageModule } from './message/message.module';
 import { ApiMetricsModule } from './metrics/api-metrics.module';
+import { ShutdownModule } from './shutdown/shutdown.module';
 
 @Module({
   imports: [
     ConfigModule.forRoot({ isGlobal: true, ignoreEnvFile: true, load: [rabbitmqConfig, apiConfig, runtimeConfig] }),
     ApiMetricsModule,
+    ShutdownModule,
     MessageModule,
     HealthModule,
   ],

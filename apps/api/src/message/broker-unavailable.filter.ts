@@ -1,8 +1,7 @@
 import { type ArgumentsHost, Catch, type ExceptionFilter, HttpStatus, Logger } from '@nestjs/common';
 import type { FastifyReply } from 'fastify';
 import { BrokerUnavailableError } from '../broker/shard-publisher.service';
-
-export const RETRY_AFTER_SECONDS = 1;
+import { RETRY_AFTER_SECONDS } from '../shutdown/shutdown-gate.service';
 
 /** 503 with Retry-After: the request may be sent again as it is. */
 @Catch(BrokerUnavailableError)
