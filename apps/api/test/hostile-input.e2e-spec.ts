@@ -1,4 +1,4 @@
-import { TestBroker, makeEntries, testPrefix } from '@app/testing';
+import { Pipeline, TestBroker, makeEntries, testPrefix } from '@app/testing';
 import { TestApi } from './test-api';
 
 const SHARDS = 5;
@@ -99,4 +99,82 @@ describe('POST /message with hostile bodies (e2e)', () => {
   it('still accepts a valid batch afterwards', async () => {
     expect((await api.post(makeEntries(20))).statusCode).toBe(201);
   });
+});
+
+/** The q-quantile of `values` in ms, rounded. */
+function quantile(values: number[], q: number): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return Math.round(sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? 0);
+}
+
+/**
+ * A measurement, not an assertion on time: valid requests alone, then beside a stream of hostile
+ * ones, against the built api; prints the figures (docs: issue 8, "invalid input costs about what
+ * valid input costs").
+ */
+describe('valid requests beside hostile ones, on the built api (figures)', () => {
+  let pipeline: Pipeline | undefined;
+  afterAll(async () => pipeline?.dispose());
+
+  it('answers every valid request 201 and every hostile one 400, and prints how long each took', async () => {
+    pipeline = await Pipeline.create('api-hostile-load');
+    const { url } = await pipeline.startApi({ LOG_LEVEL: 'warn' });
+    const post = async (payload: string): Promise<{ status: number; ms: number }> => {
+      const started = performance.now();
+      const response = await fetch(`${url}/message`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: payload,
+        signal: AbortSignal.timeout(10_000),
+      });
+      await response.arrayBuffer();
+      return { status: response.status, ms: performance.now() - started };
+    };
+    const valid = JSON.stringify(makeEntries(100));
+    /** `requests` valid requests, four at a time; their times in ms. */
+    const validLoad = async (requests: number): Promise<number[]> => {
+      const times: number[] = [];
+      const worker = async () => {
+        while (times.length < requests) {
+          const { status, ms } = await post(valid);
+          expect(status).toBe(201);
+          times.push(ms);
+        }
+      };
+      await Promise.all([worker(), worker(), worker(), worker()]);
+      return times;
+    };
+    const hostile = {
+      '10,000 invalid entries': JSON.stringify(Array.from({ length: 10_000 }, () => ({ timestamp: 'no', value: 1 }))),
+      'one entry with 100,000 keys': entryWithManyKeys(),
+      '10,000 valid entries': JSON.stringify(makeEntries(10_000)),
+    };
+
+    await validLoad(100);
+    const alone = await validLoad(300);
+    let running = true;
+    const hostileTimes: Record<string, number[]> = {};
+    const hostileLoop = (async () => {
+      while (running) {
+        for (const [name, payload] of Object.entries(hostile)) {
+          const { status, ms } = await post(payload);
+          expect(status).toBe(name.includes('valid entries') && !name.includes('invalid') ? 201 : 400);
+          (hostileTimes[name] ??= []).push(ms);
+        }
+      }
+    })();
+    const beside = await validLoad(300);
+    running = false;
+    await hostileLoop;
+
+    const figures = [
+      `valid 100-entry requests alone: p50 ${quantile(alone, 0.5)} ms, p99 ${quantile(alone, 0.99)} ms`,
+      `beside hostile ones: p50 ${quantile(beside, 0.5)} ms, p99 ${quantile(beside, 0.99)} ms`,
+      ...Object.entries(hostileTimes).map(
+        ([name, times]) =>
+          `${name}: ${times.length} sent, p50 ${quantile(times, 0.5)} ms, max ${quantile(times, 1)} ms`,
+      ),
+    ];
+    console.log(`[hostile input]\n${figures.join('\n')}`);
+  }, 120_000);
 });
