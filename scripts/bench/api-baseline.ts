@@ -9,7 +9,7 @@ import { randomUUID } from 'node:crypto';
 import { connect } from 'amqplib';
 import Fastify from 'fastify';
 import { readApiConfig, readRabbitmqConfig } from '@app/config';
-import { ENTRIES_PATTERN, type ShardPacket, type WireEntry } from '@app/contracts';
+import { type WireEntry, encodeShardPacket } from '@app/contracts';
 import { SHARD_EXCHANGE, assertTopology } from '@app/rabbitmq';
 import { parseRfc3339Seconds, shardOfSeconds, shardQueueName } from '@app/sharding';
 
@@ -29,13 +29,12 @@ async function main(): Promise<void> {
   });
 
   const publish = (shard: number, entries: WireEntry[]): Promise<void> => {
-    const packet: ShardPacket = { pattern: ENTRIES_PATTERN, data: { shard, entries } };
     const messageId = randomUUID();
     return new Promise<void>((resolve, reject) => {
       channel.publish(
         SHARD_EXCHANGE,
         shardQueueName(rabbitmq.queuePrefix, shard),
-        Buffer.from(JSON.stringify(packet)),
+        encodeShardPacket({ shard, entries }),
         { persistent: true, contentType: 'application/json', mandatory: true, messageId },
         (error: unknown) => {
           if (error) reject(new Error('nacked by the broker', { cause: error }));

@@ -1,5 +1,11 @@
 import type { GetMessage } from 'amqplib';
-import { ENTRIES_PATTERN, type ShardPacket } from '@app/contracts';
+import {
+  ENTRIES_PATTERN,
+  SHARDS_COUNT_HEADER,
+  SHARD_MESSAGE_MAX_ENTRIES,
+  type ShardPacket,
+  decodeShardPacket,
+} from '@app/contracts';
 import { shardOf, shardQueueName } from '@app/sharding';
 import { TestBroker, testPrefix } from '@app/testing';
 import { TestApi } from './test-api';
@@ -85,6 +91,7 @@ describe('POST /message against RabbitMQ (e2e)', () => {
   });
 
   it('201 puts each entry of concurrent requests in its shard queue once, persistent, as entries.v1', async () => {
+    await takeShardMessages();
     const bodies = [entries(23, 'a'), entries(7, 'b'), entries(MAX_ENTRIES, 'c')];
     const responses = await Promise.all(bodies.map((body) => api.post(body, AUTH)));
 
@@ -105,6 +112,7 @@ describe('POST /message against RabbitMQ (e2e)', () => {
       for (const message of messages) {
         expect(message.properties.deliveryMode).toBe(2);
         expect(message.properties.contentType).toBe('application/json');
+        expect(message.properties.headers).toMatchObject({ [SHARDS_COUNT_HEADER]: SHARDS });
         const packet = JSON.parse(message.content.toString()) as ShardPacket;
         expect(packet.pattern).toBe(ENTRIES_PATTERN);
         expect(packet.data.shard).toBe(shard);
@@ -127,7 +135,7 @@ describe('POST /message against RabbitMQ (e2e)', () => {
     expect(await broker.count(`${prefix}.dead-letter`)).toBe(0);
   });
 
-  describe('every rejected request leaves the queues empty', () => {
+  describe('a rejected request publishes nothing', () => {
     const valid = entries(5, 'r');
     const tooManyInvalid = Array.from({ length: MAX_ENTRIES + 1 }, () => ({ timestamp: 'no' }));
     const oversized = JSON.stringify([{ timestamp: valid[0].timestamp, value: 'x'.repeat(MAX_BODY_BYTES) }]);
@@ -161,15 +169,24 @@ describe('POST /message against RabbitMQ (e2e)', () => {
         messages: [`5.${BAD_TIMESTAMP}`, '6.property extra should not exist'],
       },
     ])('$name: $status', async ({ status, headers, payload, messages }) => {
+      const before = await queuedMessages();
       const response = await api.post(payload, headers);
       expect(response.statusCode).toBe(status);
       if (messages !== undefined) {
         expect(response.json()).toEqual({ statusCode: 400, error: 'Bad Request', message: messages });
       }
-      expect(await queuedMessages()).toBe(0);
+      expect(await queuedMessages()).toBe(before);
     });
 
     it('and nothing turns up later: a valid request after them finds only its own entries', async () => {
+      await takeShardMessages();
+      for (const { status, headers, payload } of [
+        { status: 401, headers: {}, payload: json },
+        { status: 413, headers: AUTH, payload: oversized },
+        { status: 400, headers: AUTH, payload: JSON.stringify([...valid, { timestamp: 'no' }]) },
+      ]) {
+        expect((await api.post(payload, headers)).statusCode).toBe(status);
+      }
       const response = await api.post(valid, AUTH);
       expect(response.statusCode).toBe(201);
       const { ids } = response.json<{ ids: string[] }>();
@@ -178,5 +195,37 @@ describe('POST /message against RabbitMQ (e2e)', () => {
         .flatMap((message) => (JSON.parse(message.content.toString()) as ShardPacket).data.entries.map(({ id }) => id));
       expect(queued.sort()).toEqual([...ids].sort());
     });
+  });
+
+  it('splits one shard of a large request into messages of at most 250 entries, ids in request order', async () => {
+    const wide = await TestApi.start({
+      QUEUE_PREFIX: prefix,
+      SHARDS_COUNT: String(SHARDS),
+      API_TOKEN: TOKEN,
+      MAX_ENTRIES: '1000',
+      MAX_BODY_BYTES: '1048576',
+    });
+    try {
+      await wide.waitForHealth(200);
+      await takeShardMessages();
+      // 2.5 messages' worth of entries, all in the same second: one shard.
+      const body = Array.from({ length: 2 * SHARD_MESSAGE_MAX_ENTRIES + 100 }, (_, i) => ({
+        timestamp: `2019-10-12T08:10:53.${String(i).padStart(3, '0')}Z`,
+        value: `split-${i}`,
+      }));
+      const response = await wide.post(body, AUTH);
+      expect(response.statusCode).toBe(201);
+      const shard = shardOf(body[0].timestamp, SHARDS);
+      const messages = (await takeShardMessages()).get(shard) ?? [];
+      const packets = messages.map((message) => decodeShardPacket(message.content, shard, SHARDS));
+      expect(packets.map((packet) => packet.length)).toEqual([250, 250, 100]);
+      expect(packets.flat().map(({ id }) => id)).toEqual(response.json<{ ids: string[] }>().ids);
+      expect(packets.flat().map(({ value }) => value)).toEqual(body.map(({ value }) => value));
+      for (const message of messages) {
+        expect(message.properties.headers).toMatchObject({ [SHARDS_COUNT_HEADER]: SHARDS });
+      }
+    } finally {
+      await wide.close();
+    }
   });
 });
