@@ -7,7 +7,7 @@ import {
   decodeShardPacket,
 } from '@app/contracts';
 import { shardOf, shardQueueName } from '@app/sharding';
-import { TestBroker, testPrefix } from '@app/testing';
+import { SlowClient, TestBroker, testPrefix, waitFor } from '@app/testing';
 import { TestApi } from './test-api';
 
 const SHARDS = 5;
@@ -153,6 +153,18 @@ describe('POST /message against RabbitMQ (e2e)', () => {
       { name: 'no content type', status: 415, headers: { ...AUTH, 'content-type': '' }, payload: json },
       { name: 'a body over MAX_BODY_BYTES', status: 413, headers: AUTH, payload: oversized },
       {
+        name: 'text/plain over MAX_BODY_BYTES with a valid token (415 before 413)',
+        status: 415,
+        headers: { ...AUTH, 'content-type': 'text/plain' },
+        payload: oversized,
+      },
+      {
+        name: 'malformed JSON over MAX_BODY_BYTES (413 by bytes before 400)',
+        status: 413,
+        headers: AUTH,
+        payload: `[{"timestamp":${'['.repeat(MAX_BODY_BYTES)}`,
+      },
+      {
         name: 'more than MAX_ENTRIES entries, before their faults',
         status: 413,
         headers: AUTH,
@@ -194,6 +206,53 @@ describe('POST /message against RabbitMQ (e2e)', () => {
         .flat()
         .flatMap((message) => (JSON.parse(message.content.toString()) as ShardPacket).data.entries.map(({ id }) => id));
       expect(queued.sort()).toEqual([...ids].sort());
+    });
+  });
+
+  describe('precedence over a real socket: 401, then 415, then 413, then 400', () => {
+    let url: string;
+
+    beforeAll(async () => {
+      url = await api.listen();
+    });
+
+    /** The status of a POST whose head declares `bytes` of `contentType`; the body is never sent. */
+    async function statusOfHead(bytes: number, headers: Record<string, string>): Promise<number | undefined> {
+      const client = await SlowClient.connect(url);
+      try {
+        client.write(SlowClient.postHead(bytes, headers));
+        await waitFor(() => client.status, { description: 'the answer to a request head', timeoutMs: 5_000 });
+        return client.status;
+      } finally {
+        client.destroy();
+      }
+    }
+
+    it.each([
+      ['no token, text/plain, over MAX_BODY_BYTES', { 'content-type': 'text/plain' }, 401],
+      ['a valid token, text/plain, over MAX_BODY_BYTES', { ...AUTH, 'content-type': 'text/plain' }, 415],
+      ['a valid token, JSON, over MAX_BODY_BYTES', AUTH, 413],
+    ])('%s: %d from the head alone', async (_case, headers, status) => {
+      expect(await statusOfHead(MAX_BODY_BYTES + 1, headers)).toBe(status);
+    });
+
+    it('413 for a chunked JSON body that grows past MAX_BODY_BYTES, malformed as it is', async () => {
+      const response = await fetch(`${url}/message`, {
+        method: 'POST',
+        headers: { ...AUTH, 'content-type': 'application/json' },
+        body: new Blob([`[{"timestamp":${'['.repeat(MAX_BODY_BYTES)}`]).stream(),
+        duplex: 'half',
+      });
+      expect(response.status).toBe(413);
+    });
+
+    it('400 for malformed JSON under the limit', async () => {
+      const response = await fetch(`${url}/message`, {
+        method: 'POST',
+        headers: { ...AUTH, 'content-type': 'application/json' },
+        body: '[{"timestamp":',
+      });
+      expect(response.status).toBe(400);
     });
   });
 
