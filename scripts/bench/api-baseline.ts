@@ -11,7 +11,8 @@ import Fastify from 'fastify';
 import { readApiConfig, readRabbitmqConfig } from '@app/config';
 import { type WireEntry, encodeShardPacket } from '@app/contracts';
 import { SHARD_EXCHANGE, assertTopology } from '@app/rabbitmq';
-import { parseRfc3339Seconds, shardOfSeconds, shardQueueName } from '@app/sharding';
+import { parseRfc3339Seconds } from '@app/rfc3339';
+import { shardOfSeconds, shardQueueName } from '@app/sharding';
 
 const TIMESTAMP_MESSAGE = 'timestamp must be an RFC 3339 date-time with a time zone';
 

@@ -1,4 +1,5 @@
-import { isRfc3339DateTime, shardOf } from '@app/sharding';
+import { isRfc3339DateTime } from '@app/rfc3339';
+import { shardOf } from '@app/sharding';
 
 /** The event pattern of every shard message; bump it when the payload changes shape. */
 export const ENTRIES_PATTERN = 'entries.v1';

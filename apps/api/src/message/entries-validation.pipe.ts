@@ -10,7 +10,7 @@ import { type ConfigType } from '@nestjs/config';
 import { validateSync } from 'class-validator';
 import { apiConfig } from '@app/config';
 import { CreateEntryDto } from '@app/contracts';
-import { type DtoFastCheck, compileDtoFastCheck } from './dto-fast-check';
+import { type DtoFastCheck, compileDtoFastCheck } from '@app/dto-fast-check';
 
 const NOT_A_BATCH = 'body must be a non-empty JSON array of entries';
 /** A 400 lists at most this many messages, then one `and N more`. */

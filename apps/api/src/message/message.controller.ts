@@ -14,7 +14,7 @@ import {
 } from '@nestjs/swagger';
 import { CreateEntryDto } from '@app/contracts';
 import { EntriesValidationPipe } from './entries-validation.pipe';
-import { type AcceptedEntries, ShardingService } from './sharding.service';
+import { type AcceptedEntries, IngestService } from './ingest.service';
 
 const NEST_ERROR = {
   type: 'object',
@@ -28,7 +28,7 @@ const NEST_ERROR = {
 @ApiTags('ingest')
 @Controller('message')
 export class MessageController {
-  constructor(private readonly sharding: ShardingService) {}
+  constructor(private readonly ingest: IngestService) {}
 
   @Post()
   @HttpCode(HttpStatus.CREATED)
@@ -84,6 +84,6 @@ export class MessageController {
     schema: NEST_ERROR,
   })
   create(@Body(EntriesValidationPipe) entries: CreateEntryDto[]): Promise<AcceptedEntries> {
-    return this.sharding.accept(entries);
+    return this.ingest.accept(entries);
   }
 }
