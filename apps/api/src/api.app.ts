@@ -14,7 +14,7 @@ const CONNECTIONS_CHECKING_MS = 1_000;
  * JSON as the only accepted body, and the OpenAPI description at /docs.
  */
 export async function createApiApp(
-  api: Pick<ApiConfig, 'maxBodyBytes' | 'maxEntries' | 'requestTimeoutMs'>,
+  api: Pick<ApiConfig, 'maxBodyBytes' | 'maxEntries' | 'requestTimeoutMs' | 'token'>,
   runtime: Pick<RuntimeConfig, 'logFormat' | 'logLevel'>,
 ): Promise<NestFastifyApplication> {
   const adapter = new FastifyAdapter({
