@@ -91,7 +91,7 @@ export function decodeShardPacket(content: Buffer, shard: number, shardsCount: n
 
 const PACKET_HEAD = `{"pattern":${JSON.stringify(ENTRIES_PATTERN)},"data":{"shard":`;
 
-/** The packet of `shard` around entries already encoded one by one, as JSON.stringify would write it. */
+/** The packet of `shard` around entries already encoded one by one, as encodeShardPacket writes it. */
 function packetText(shard: number, encodedEntries: string[]): string {
   return `${PACKET_HEAD}${shard},"entries":[${encodedEntries.join(',')}]}}`;
 }
@@ -109,9 +109,14 @@ export function encodeShardPacket(message: ShardMessage): Buffer {
 /**
  * The messages the api publishes for the entries of one shard, in order: at most
  * SHARD_MESSAGE_MAX_ENTRIES entries and SHARD_MESSAGE_MAX_BYTES bytes each (an entry larger than
- * that travels alone). Each entry is encoded once.
+ * that travels alone). A group within both limits, the common case, is encoded in one go;
+ * otherwise each entry is encoded once and the messages are joined from the pieces.
  */
 export function encodeShardPackets(shard: number, entries: WireEntry[]): Buffer[] {
+  if (entries.length <= SHARD_MESSAGE_MAX_ENTRIES) {
+    const whole = encodeShardPacket({ shard, entries });
+    if (whole.length <= SHARD_MESSAGE_MAX_BYTES || entries.length <= 1) return entries.length === 0 ? [] : [whole];
+  }
   const frameBytes = packetText(shard, []).length;
   const packets: Buffer[] = [];
   let group: string[] = [];
