@@ -3,7 +3,10 @@ import type { FastifyReply } from 'fastify';
 import { RETRY_AFTER_SECONDS } from '../shutdown/shutdown-gate.service';
 import { BrokerUnavailableError } from './shard-publisher.service';
 
-/** 503 with Retry-After for a BrokerUnavailableError: the request may be sent again as it is. Registered in AppModule. */
+/**
+ * 503 with Retry-After for a BrokerUnavailableError: the request may be sent again as it is.
+ * Registered globally in AppModule.
+ */
 @Catch(BrokerUnavailableError)
 export class BrokerUnavailableFilter implements ExceptionFilter<BrokerUnavailableError> {
   private readonly logger = new Logger(BrokerUnavailableFilter.name);

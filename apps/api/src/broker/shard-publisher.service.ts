@@ -1,6 +1,6 @@
 import { Inject, Injectable, Logger, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
-import type { Options } from 'amqp-connection-manager';
 import { type ConfigType } from '@nestjs/config';
+import type { Options } from 'amqp-connection-manager';
 import { apiConfig, rabbitmqConfig } from '@app/config';
 import { SHARDS_COUNT_HEADER, type WireEntry, encodeShardPackets } from '@app/contracts';
 import { describeError } from '@app/observability';

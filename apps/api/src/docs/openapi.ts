@@ -11,9 +11,9 @@ const SUMMARIES: Record<string, string> = { '/metrics': 'Prometheus metrics of t
 /**
  * The api's OpenAPI description, completed with what decorators cannot hold: the configured
  * MAX_ENTRIES, `additionalProperties: false` (which the validation enforces), and the bearer token
- * (scheme and requirement on POST /message) only when API_TOKEN is set, so that a validating proxy
- * (Prism) in front of an api without one lets requests through. Every other operation needs no token. The server is the
- * origin the document is served from.
+ * (its scheme, and the requirement on POST /message) only when API_TOKEN is set, so that a
+ * validating proxy (Prism) in front of an api without one lets requests through. No other
+ * operation needs a token. The server is the origin the document is served from.
  */
 export function buildOpenApiDocument(
   app: INestApplication,

@@ -48,7 +48,7 @@ export class ShutdownGate implements OnModuleInit, BeforeApplicationShutdown {
       socket.once('close', () => this.sockets.delete(socket));
     });
     fastify.addHook('onRequest', (request, reply, done) => {
-      if (this.closing && request.url !== HEALTH_ROUTE) return refuse(reply);
+      if (this.closing && request.routeOptions.url !== HEALTH_ROUTE) return refuse(reply);
       const socket = request.raw.socket;
       this.open.set(socket, { request: request.raw, reply });
       reply.raw.once('close', () => {
