@@ -98,12 +98,8 @@ function packetText(shard: number, encodedEntries: string[]): string {
 
 /** The bytes of one shard message, exactly as `decodeShardPacket` reads them. */
 export function encodeShardPacket(message: ShardMessage): Buffer {
-  return Buffer.from(
-    packetText(
-      message.shard,
-      message.entries.map((entry) => JSON.stringify(entry)),
-    ),
-  );
+  const packet: ShardPacket = { pattern: ENTRIES_PATTERN, data: message };
+  return Buffer.from(JSON.stringify(packet));
 }
 
 /**
