@@ -25,20 +25,35 @@ interface ComposeConfig {
   volumes: Record<string, unknown>;
 }
 
-/** `${NAME:-default}` and `${NAME}` as compose fills them in, from `env`. */
+/** `${NAME:-default}`, `${NAME:?error}` and `${NAME}` as compose fills them in, from `env`. */
 function interpolate(text: string, env: NodeJS.ProcessEnv): string {
-  return text.replace(/\$\{(\w+)(?::-([^}]*))?\}/g, (_, name: string, fallback?: string) => {
+  return text.replace(/\$\{(\w+)(?::([-?])([^}]*))?\}/g, (_, name: string, kind?: string, word?: string) => {
     const value = env[name];
-    return value === undefined || value === '' ? (fallback ?? '') : value;
+    if (value !== undefined && value !== '') return value;
+    if (kind === '?') throw new Error(`compose refuses to start: ${name} is not set: ${word}`);
+    return kind === '-' ? (word ?? '') : '';
   });
 }
 
+/** The variables `.env.example` sets (its commented lines left out), as compose reads a `.env`. */
+async function exampleEnv(): Promise<Record<string, string>> {
+  const text = await readFile(join(ROOT, '.env.example'), 'utf8');
+  return Object.fromEntries(
+    text
+      .split('\n')
+      .map((line) => /^([A-Z_][A-Z0-9_]*)=(.*)$/.exec(line))
+      .flatMap((match) => (match === null ? [] : [[match[1], match[2]]])),
+  );
+}
+
 /**
- * The file as compose resolves it, with no compose binary: variables filled in from an empty
- * environment (the defaults), anchors and `<<` merge keys applied. `npm run check:compose` runs
- * the real `docker-compose config -q` where compose is installed (CI does).
+ * The file as compose resolves it, with no compose binary: variables filled in from `env` (by
+ * default what `.env.example` sets, as after `cp .env.example .env`), anchors and `<<` merge keys
+ * applied. `npm run check:compose` runs the real `docker-compose config -q` where compose is
+ * installed (CI does).
  */
-async function resolvedConfig(env: NodeJS.ProcessEnv = {}): Promise<ComposeConfig> {
+async function resolvedConfig(env?: NodeJS.ProcessEnv): Promise<ComposeConfig> {
+  env ??= await exampleEnv();
   const text = await readFile(join(ROOT, 'docker-compose.yml'), 'utf8');
   const config = parse(interpolate(text, env), { merge: true }) as ComposeConfig;
   // Compose hands every environment value to the container as a string.
@@ -74,7 +89,31 @@ describe('docker-compose.yml', () => {
     const { rabbitmq } = config.services;
     expect(rabbitmq.image).toBe('rabbitmq:3.12-management');
     expect(rabbitmq.healthcheck?.test).toEqual(['CMD', 'rabbitmq-diagnostics', '-q', 'ping']);
-    expect(publishedPorts(rabbitmq)).toEqual(expect.arrayContaining(['5672:5672', '15672:15672']));
+    expect(publishedPorts(rabbitmq)).toEqual(['127.0.0.1:5672:5672', '127.0.0.1:15672:15672']);
+  });
+
+  it('publishes every port on the loopback interface only, unless BIND_ADDRESS says otherwise', async () => {
+    const ports = Object.values(config.services).flatMap(publishedPorts);
+    expect(ports.length).toBeGreaterThanOrEqual(4);
+    for (const port of ports) expect(port).toMatch(/^127\.0\.0\.1:/);
+    const open = await resolvedConfig({ ...(await exampleEnv()), BIND_ADDRESS: '0.0.0.0' });
+    expect(publishedPorts(open.services.api)).toEqual(['0.0.0.0:3000:3000']);
+  });
+
+  it('holds no credentials: the broker and both apps take one user and password from the environment', async () => {
+    const text = await readFile(join(ROOT, 'docker-compose.yml'), 'utf8');
+    expect(text).not.toMatch(/guest/i);
+    await expect(resolvedConfig({})).rejects.toThrow('RABBITMQ_USER is not set');
+    await expect(resolvedConfig({ RABBITMQ_USER: 'u' })).rejects.toThrow('RABBITMQ_PASSWORD is not set');
+
+    const chosen = await resolvedConfig({ RABBITMQ_USER: 'ingest', RABBITMQ_PASSWORD: 's3cret' });
+    expect(chosen.services.rabbitmq.environment).toMatchObject({
+      RABBITMQ_DEFAULT_USER: 'ingest',
+      RABBITMQ_DEFAULT_PASS: 's3cret',
+    });
+    for (const name of ['api', 'consumer']) {
+      expect(chosen.services[name].environment.RABBITMQ_URL).toBe('amqp://ingest:s3cret@rabbitmq:5672');
+    }
   });
 
   it.each([
@@ -93,7 +132,7 @@ describe('docker-compose.yml', () => {
   });
 
   it('passes settings from the shell to both apps, as compose does', async () => {
-    const quorum = await resolvedConfig({ QUEUE_TYPE: 'quorum', SHARDS_COUNT: '8' });
+    const quorum = await resolvedConfig({ ...(await exampleEnv()), QUEUE_TYPE: 'quorum', SHARDS_COUNT: '8' });
     for (const name of ['api', 'consumer']) {
       expect(quorum.services[name].environment).toMatchObject({ QUEUE_TYPE: 'quorum', SHARDS_COUNT: '8' });
     }
@@ -108,10 +147,8 @@ describe('docker-compose.yml', () => {
   });
 
   it('publishes the api on 3000, and the consumer on no fixed host port so that it can scale', () => {
-    expect(publishedPorts(config.services.api)).toEqual(['3000:3000']);
-    for (const port of publishedPorts(config.services.consumer)) {
-      expect(port).toMatch(/^(127\.0\.0\.1:)?:3001(\/tcp)?$/);
-    }
+    expect(publishedPorts(config.services.api)).toEqual(['127.0.0.1:3000:3000']);
+    expect(publishedPorts(config.services.consumer)).toEqual(['127.0.0.1::3001']);
   });
 
   it('writes the batch files to a named volume', () => {

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { connect } from 'amqplib';
-import { ENTRIES_PATTERN, type ShardPacket, type WireEntry } from '@app/contracts';
+import { type WireEntry, encodeShardPacket } from '@app/contracts';
 import { assertTopology } from '@app/rabbitmq';
 import { shardOf, shardQueueName } from '@app/sharding';
 
@@ -34,8 +34,7 @@ export async function preloadBacklog(options: BacklogOptions): Promise<void> {
         byShard.set(shard, [...(byShard.get(shard) ?? []), entry]);
       }
       for (const [shard, entries] of byShard) {
-        const packet: ShardPacket = { pattern: ENTRIES_PATTERN, data: { shard, entries } };
-        channel.sendToQueue(shardQueueName(options.prefix, shard), Buffer.from(JSON.stringify(packet)), {
+        channel.sendToQueue(shardQueueName(options.prefix, shard), encodeShardPacket({ shard, entries }), {
           persistent: true,
         });
       }

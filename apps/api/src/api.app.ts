@@ -6,13 +6,32 @@ import { createLogger } from '@app/observability';
 import { AppModule } from './app.module';
 import { serveOpenApi } from './docs/openapi';
 
+/** How often Node looks for requests past REQUEST_TIMEOUT_MS: a slow one closes at most this much later. */
+const CONNECTIONS_CHECKING_MS = 1_000;
+
 /**
  * Builds the api exactly as `main.ts` runs it (tests use it too): Fastify with the body limit,
  * JSON as the only accepted body, and the OpenAPI description at /docs.
  */
 export async function createApiApp(config: ApiAppConfig): Promise<NestFastifyApplication> {
   const { api, runtime } = config;
-  const adapter = new FastifyAdapter({ bodyLimit: api.maxBodyBytes });
+  const adapter = new FastifyAdapter({
+    bodyLimit: api.maxBodyBytes,
+    // JSON.parse makes `__proto__` an own property and pollutes nothing; the validation then names
+    // it (and `constructor`) as a property that should not exist, with its entry, rather than
+    // Fastify answering that valid JSON is not JSON.
+    onProtoPoisoning: 'ignore',
+    onConstructorPoisoning: 'ignore',
+    // A request whose headers and body have not all arrived by then gets 408 and its connection is
+    // closed. Node looks for such requests every connectionsCheckingInterval (30 s by default).
+    requestTimeout: api.requestTimeoutMs,
+    http: {
+      requestTimeout: api.requestTimeoutMs,
+      connectionsCheckingInterval: Math.min(CONNECTIONS_CHECKING_MS, api.requestTimeoutMs),
+    },
+    // The ShutdownGate answers 503 with Retry-After while closing; Fastify's own 503 has none.
+    return503OnClosing: false,
+  });
   // Only JSON is a body here: text/plain must be a 415, not a string that fails validation.
   adapter.getInstance().removeContentTypeParser(['text/plain']);
 

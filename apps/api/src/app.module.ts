@@ -1,11 +1,16 @@
 import { type DynamicModule, Module } from '@nestjs/common';
+import { APP_FILTER } from '@nestjs/core';
 import { type ApiAppConfig, AppConfigModule } from '@app/config';
+import { BrokerUnavailableFilter } from './broker/broker-unavailable.filter';
 import { HealthModule } from './health/health.module';
 import { MessageModule } from './message/message.module';
 import { ApiMetricsModule } from './metrics/api-metrics.module';
+import { ShutdownModule } from './shutdown/shutdown.module';
 
 @Module({
-  imports: [ApiMetricsModule, MessageModule, HealthModule],
+  imports: [ApiMetricsModule, ShutdownModule, MessageModule, HealthModule],
+  // Every 503 for a broker that cannot take the entries, with Retry-After.
+  providers: [{ provide: APP_FILTER, useClass: BrokerUnavailableFilter }],
 })
 export class AppModule {
   /** The api, with the configuration main.ts read and validated before Nest started. */

@@ -1,7 +1,13 @@
 import type { GetMessage } from 'amqplib';
-import { ENTRIES_PATTERN, type ShardPacket } from '@app/contracts';
+import {
+  ENTRIES_PATTERN,
+  SHARDS_COUNT_HEADER,
+  SHARD_MESSAGE_MAX_ENTRIES,
+  type ShardPacket,
+  decodeShardPacket,
+} from '@app/contracts';
 import { shardOf, shardQueueName } from '@app/sharding';
-import { TestBroker, testPrefix } from '@app/testing';
+import { SlowClient, TestBroker, testPrefix, waitFor } from '@app/testing';
 import { TestApi } from './test-api';
 
 const SHARDS = 5;
@@ -85,6 +91,7 @@ describe('POST /message against RabbitMQ (e2e)', () => {
   });
 
   it('201 puts each entry of concurrent requests in its shard queue once, persistent, as entries.v1', async () => {
+    await takeShardMessages();
     const bodies = [entries(23, 'a'), entries(7, 'b'), entries(MAX_ENTRIES, 'c')];
     const responses = await Promise.all(bodies.map((body) => api.post(body, AUTH)));
 
@@ -105,6 +112,7 @@ describe('POST /message against RabbitMQ (e2e)', () => {
       for (const message of messages) {
         expect(message.properties.deliveryMode).toBe(2);
         expect(message.properties.contentType).toBe('application/json');
+        expect(message.properties.headers).toMatchObject({ [SHARDS_COUNT_HEADER]: SHARDS });
         const packet = JSON.parse(message.content.toString()) as ShardPacket;
         expect(packet.pattern).toBe(ENTRIES_PATTERN);
         expect(packet.data.shard).toBe(shard);
@@ -127,7 +135,7 @@ describe('POST /message against RabbitMQ (e2e)', () => {
     expect(await broker.count(`${prefix}.dead-letter`)).toBe(0);
   });
 
-  describe('every rejected request leaves the queues empty', () => {
+  describe('a rejected request publishes nothing', () => {
     const valid = entries(5, 'r');
     const tooManyInvalid = Array.from({ length: MAX_ENTRIES + 1 }, () => ({ timestamp: 'no' }));
     const oversized = JSON.stringify([{ timestamp: valid[0].timestamp, value: 'x'.repeat(MAX_BODY_BYTES) }]);
@@ -145,6 +153,18 @@ describe('POST /message against RabbitMQ (e2e)', () => {
       { name: 'no content type', status: 415, headers: { ...AUTH, 'content-type': '' }, payload: json },
       { name: 'a body over MAX_BODY_BYTES', status: 413, headers: AUTH, payload: oversized },
       {
+        name: 'text/plain over MAX_BODY_BYTES with a valid token (415 before 413)',
+        status: 415,
+        headers: { ...AUTH, 'content-type': 'text/plain' },
+        payload: oversized,
+      },
+      {
+        name: 'malformed JSON over MAX_BODY_BYTES (413 by bytes before 400)',
+        status: 413,
+        headers: AUTH,
+        payload: `[{"timestamp":${'['.repeat(MAX_BODY_BYTES)}`,
+      },
+      {
         name: 'more than MAX_ENTRIES entries, before their faults',
         status: 413,
         headers: AUTH,
@@ -161,15 +181,24 @@ describe('POST /message against RabbitMQ (e2e)', () => {
         messages: [`5.${BAD_TIMESTAMP}`, '6.property extra should not exist'],
       },
     ])('$name: $status', async ({ status, headers, payload, messages }) => {
+      const before = await queuedMessages();
       const response = await api.post(payload, headers);
       expect(response.statusCode).toBe(status);
       if (messages !== undefined) {
         expect(response.json()).toEqual({ statusCode: 400, error: 'Bad Request', message: messages });
       }
-      expect(await queuedMessages()).toBe(0);
+      expect(await queuedMessages()).toBe(before);
     });
 
     it('and nothing turns up later: a valid request after them finds only its own entries', async () => {
+      await takeShardMessages();
+      for (const { status, headers, payload } of [
+        { status: 401, headers: {}, payload: json },
+        { status: 413, headers: AUTH, payload: oversized },
+        { status: 400, headers: AUTH, payload: JSON.stringify([...valid, { timestamp: 'no' }]) },
+      ]) {
+        expect((await api.post(payload, headers)).statusCode).toBe(status);
+      }
       const response = await api.post(valid, AUTH);
       expect(response.statusCode).toBe(201);
       const { ids } = response.json<{ ids: string[] }>();
@@ -178,5 +207,84 @@ describe('POST /message against RabbitMQ (e2e)', () => {
         .flatMap((message) => (JSON.parse(message.content.toString()) as ShardPacket).data.entries.map(({ id }) => id));
       expect(queued.sort()).toEqual([...ids].sort());
     });
+  });
+
+  describe('precedence over a real socket: 401, then 415, then 413, then 400', () => {
+    let url: string;
+
+    beforeAll(async () => {
+      url = await api.listen();
+    });
+
+    /** The status of a POST whose head declares `bytes` of `contentType`; the body is never sent. */
+    async function statusOfHead(bytes: number, headers: Record<string, string>): Promise<number | undefined> {
+      const client = await SlowClient.connect(url);
+      try {
+        client.write(SlowClient.postHead(bytes, headers));
+        await waitFor(() => client.status, { description: 'the answer to a request head', timeoutMs: 5_000 });
+        return client.status;
+      } finally {
+        client.destroy();
+      }
+    }
+
+    it.each([
+      ['no token, text/plain, over MAX_BODY_BYTES', { 'content-type': 'text/plain' }, 401],
+      ['a valid token, text/plain, over MAX_BODY_BYTES', { ...AUTH, 'content-type': 'text/plain' }, 415],
+      ['a valid token, JSON, over MAX_BODY_BYTES', AUTH, 413],
+    ])('%s: %d from the head alone', async (_case, headers, status) => {
+      expect(await statusOfHead(MAX_BODY_BYTES + 1, headers)).toBe(status);
+    });
+
+    it('413 for a chunked JSON body that grows past MAX_BODY_BYTES, malformed as it is', async () => {
+      const response = await fetch(`${url}/message`, {
+        method: 'POST',
+        headers: { ...AUTH, 'content-type': 'application/json' },
+        body: new Blob([`[{"timestamp":${'['.repeat(MAX_BODY_BYTES)}`]).stream(),
+        duplex: 'half',
+      });
+      expect(response.status).toBe(413);
+    });
+
+    it('400 for malformed JSON under the limit', async () => {
+      const response = await fetch(`${url}/message`, {
+        method: 'POST',
+        headers: { ...AUTH, 'content-type': 'application/json' },
+        body: '[{"timestamp":',
+      });
+      expect(response.status).toBe(400);
+    });
+  });
+
+  it('splits one shard of a large request into messages of at most 250 entries, ids in request order', async () => {
+    const wide = await TestApi.start({
+      QUEUE_PREFIX: prefix,
+      SHARDS_COUNT: String(SHARDS),
+      API_TOKEN: TOKEN,
+      MAX_ENTRIES: '1000',
+      MAX_BODY_BYTES: '1048576',
+    });
+    try {
+      await wide.waitForHealth(200);
+      await takeShardMessages();
+      // 2.5 messages' worth of entries, all in the same second: one shard.
+      const body = Array.from({ length: 2 * SHARD_MESSAGE_MAX_ENTRIES + 100 }, (_, i) => ({
+        timestamp: `2019-10-12T08:10:53.${String(i).padStart(3, '0')}Z`,
+        value: `split-${i}`,
+      }));
+      const response = await wide.post(body, AUTH);
+      expect(response.statusCode).toBe(201);
+      const shard = shardOf(body[0].timestamp, SHARDS);
+      const messages = (await takeShardMessages()).get(shard) ?? [];
+      const packets = messages.map((message) => decodeShardPacket(message.content, shard, SHARDS));
+      expect(packets.map((packet) => packet.length)).toEqual([250, 250, 100]);
+      expect(packets.flat().map(({ id }) => id)).toEqual(response.json<{ ids: string[] }>().ids);
+      expect(packets.flat().map(({ value }) => value)).toEqual(body.map(({ value }) => value));
+      for (const message of messages) {
+        expect(message.properties.headers).toMatchObject({ [SHARDS_COUNT_HEADER]: SHARDS });
+      }
+    } finally {
+      await wide.close();
+    }
   });
 });

@@ -27,6 +27,12 @@ export class TestApi {
     }
   }
 
+  /** Listens on a free port of 127.0.0.1, for tests that need a real socket; resolves with the base URL. */
+  async listen(): Promise<string> {
+    await this.app.listen(0, '127.0.0.1');
+    return this.app.getUrl();
+  }
+
   request(options: InjectOptions): Promise<Response> {
     return this.app.inject(options);
   }

@@ -9,6 +9,7 @@ export function readApiConfig(env: NodeJS.ProcessEnv = process.env) {
     maxBodyBytes: readInt(env, 'MAX_BODY_BYTES', 1_048_576, { min: 64, max: 1_073_741_824 }),
     maxEntries: readInt(env, 'MAX_ENTRIES', 10_000, { min: 1, max: 10_000_000 }),
     publishTimeoutMs: readInt(env, 'PUBLISH_TIMEOUT_MS', 5_000, { min: 1, max: 600_000 }),
+    requestTimeoutMs: readInt(env, 'REQUEST_TIMEOUT_MS', 30_000, { min: 100, max: 3_600_000 }),
   };
 }
 

@@ -25,6 +25,7 @@ describe('configuration', () => {
       maxBodyBytes: 1_048_576,
       maxEntries: 10_000,
       publishTimeoutMs: 5_000,
+      requestTimeoutMs: 30_000,
     });
     expect(readConsumerConfig({})).toEqual({
       host: '0.0.0.0',
@@ -77,6 +78,10 @@ describe('configuration', () => {
     [() => readRabbitmqConfig({ QUEUE_PREFIX: 'a b' }), 'Invalid QUEUE_PREFIX="a b"'],
     [() => readApiConfig({ API_PORT: '70000' }), 'Invalid API_PORT="70000": expected a whole number from 0 to 65535'],
     [() => readApiConfig({ MAX_ENTRIES: 'many' }), 'Invalid MAX_ENTRIES="many"'],
+    [
+      () => readApiConfig({ REQUEST_TIMEOUT_MS: '50' }),
+      'Invalid REQUEST_TIMEOUT_MS="50": expected a whole number from 100 to 3600000',
+    ],
     [
       () => readConsumerConfig({ WORKERS_MIN: '5' }),
       'Invalid WORKERS_MIN="5": expected a whole number no larger than WORKERS_MAX (4)',

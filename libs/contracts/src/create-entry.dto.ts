@@ -1,6 +1,6 @@
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
 import { IsOptional, IsString, ValidateBy, type ValidationOptions } from 'class-validator';
-import { isRfc3339DateTime } from '@app/sharding';
+import { isRfc3339DateTime } from '@app/rfc3339';
 
 export const TIMESTAMP_MESSAGE = '$property must be an RFC 3339 date-time with a time zone';
 

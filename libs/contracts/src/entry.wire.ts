@@ -1,7 +1,20 @@
-import { isRfc3339DateTime, shardOf } from '@app/sharding';
+import { isRfc3339DateTime } from '@app/rfc3339';
+import { shardOf } from '@app/sharding';
 
 /** The event pattern of every shard message; bump it when the payload changes shape. */
 export const ENTRIES_PATTERN = 'entries.v1';
+
+/** The AMQP header every shard message carries: the sending api's SHARDS_COUNT, an integer. */
+export const SHARDS_COUNT_HEADER = 'x-shards-count';
+
+/**
+ * A shard message holds at most this many entries: the consumer's PREFETCH counts deliveries, so
+ * this bounds what a shard buffers in entries, whatever the requests look like.
+ */
+export const SHARD_MESSAGE_MAX_ENTRIES = 250;
+
+/** A shard message's encoded packet is at most this many bytes, unless one entry alone is larger. */
+export const SHARD_MESSAGE_MAX_BYTES = 64 * 1024;
 
 /** An entry on the wire and in the batch files: `value` is left out when absent. */
 export interface WireEntry {
@@ -74,6 +87,51 @@ export function decodeShardPacket(content: Buffer, shard: number, shardsCount: n
     throw new PermanentMessageError('payload holds no entries');
   }
   return entries.map((entry, index) => decodeEntry(entry, index, shard, shardsCount));
+}
+
+const PACKET_HEAD = `{"pattern":${JSON.stringify(ENTRIES_PATTERN)},"data":{"shard":`;
+
+/** The packet of `shard` around entries already encoded one by one, as encodeShardPacket writes it. */
+function packetText(shard: number, encodedEntries: string[]): string {
+  return `${PACKET_HEAD}${shard},"entries":[${encodedEntries.join(',')}]}}`;
+}
+
+/** The bytes of one shard message, exactly as `decodeShardPacket` reads them. */
+export function encodeShardPacket(message: ShardMessage): Buffer {
+  const packet: ShardPacket = { pattern: ENTRIES_PATTERN, data: message };
+  return Buffer.from(JSON.stringify(packet));
+}
+
+/**
+ * The messages the api publishes for the entries of one shard, in order: at most
+ * SHARD_MESSAGE_MAX_ENTRIES entries and SHARD_MESSAGE_MAX_BYTES bytes each (an entry larger than
+ * that travels alone). A group within both limits, the common case, is encoded in one go;
+ * otherwise each entry is encoded once and the messages are joined from the pieces.
+ */
+export function encodeShardPackets(shard: number, entries: WireEntry[]): Buffer[] {
+  if (entries.length <= SHARD_MESSAGE_MAX_ENTRIES) {
+    const whole = encodeShardPacket({ shard, entries });
+    if (whole.length <= SHARD_MESSAGE_MAX_BYTES || entries.length <= 1) return entries.length === 0 ? [] : [whole];
+  }
+  const frameBytes = packetText(shard, []).length;
+  const packets: Buffer[] = [];
+  let group: string[] = [];
+  let bytes = frameBytes;
+  for (const entry of entries) {
+    const encoded = JSON.stringify(entry);
+    const entryBytes = Buffer.byteLength(encoded);
+    // A comma goes before every entry but the first.
+    const full = group.length === SHARD_MESSAGE_MAX_ENTRIES || bytes + 1 + entryBytes > SHARD_MESSAGE_MAX_BYTES;
+    if (group.length > 0 && full) {
+      packets.push(Buffer.from(packetText(shard, group)));
+      group = [];
+      bytes = frameBytes;
+    }
+    bytes += (group.length > 0 ? 1 : 0) + entryBytes;
+    group.push(encoded);
+  }
+  if (group.length > 0) packets.push(Buffer.from(packetText(shard, group)));
+  return packets;
 }
 
 /** One line of a batch file. */

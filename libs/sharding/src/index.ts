@@ -1,3 +1,2 @@
-export * from './rfc3339';
 export * from './shard';
 export * from './queue-names';

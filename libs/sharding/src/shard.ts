@@ -1,4 +1,4 @@
-import { parseRfc3339Seconds } from './rfc3339';
+import { parseRfc3339Seconds } from '@app/rfc3339';
 
 /** `a mod n` with the sign of `n`, so negative seconds (before 1970) still land in 0..n-1. */
 export function floorMod(a: number, n: number): number {

@@ -10,3 +10,4 @@ export * from './pipeline';
 export * from './env';
 export * from './metrics';
 export * from './node-process';
+export * from './slow-client';

@@ -1,17 +1,18 @@
 /**
  * The benchmark's yardstick: the api's contract for a valid `POST /message`, with no framework
  * around it (plain Fastify and one amqplib confirm channel). Same validation function, same shard
- * math, same queue layout and wire format, one persistent, mandatory message per shard per request,
- * and 201 only once the broker has confirmed every one. Started by the benchmark (scripts/bench/
- * ingest.ts, end-to-end.ts); not a product.
+ * math, same queue layout and wire format (messages of at most SHARD_MESSAGE_MAX_ENTRIES entries per
+ * shard, with the shards-count header), persistent and mandatory, and 201 only once the broker has
+ * confirmed every one. Started by the benchmark (tools/bench/ingest.ts, end-to-end.ts); not a product.
  */
 import { randomUUID } from 'node:crypto';
 import { connect } from 'amqplib';
 import Fastify from 'fastify';
 import { readApiConfig, readRabbitmqConfig } from '@app/config';
-import { ENTRIES_PATTERN, type ShardPacket, type WireEntry } from '@app/contracts';
+import { SHARDS_COUNT_HEADER, type WireEntry, encodeShardPackets } from '@app/contracts';
 import { SHARD_EXCHANGE, assertTopology } from '@app/rabbitmq';
-import { parseRfc3339Seconds, shardOfSeconds, shardQueueName } from '@app/sharding';
+import { parseRfc3339Seconds } from '@app/rfc3339';
+import { shardOfSeconds, shardQueueName } from '@app/sharding';
 
 const TIMESTAMP_MESSAGE = 'timestamp must be an RFC 3339 date-time with a time zone';
 
@@ -28,15 +29,15 @@ async function main(): Promise<void> {
     if (typeof message.properties.messageId === 'string') returned.add(message.properties.messageId);
   });
 
-  const publish = (shard: number, entries: WireEntry[]): Promise<void> => {
-    const packet: ShardPacket = { pattern: ENTRIES_PATTERN, data: { shard, entries } };
+  const headers = { [SHARDS_COUNT_HEADER]: rabbitmq.shardsCount };
+  const publishPacket = (shard: number, packet: Buffer): Promise<void> => {
     const messageId = randomUUID();
     return new Promise<void>((resolve, reject) => {
       channel.publish(
         SHARD_EXCHANGE,
         shardQueueName(rabbitmq.queuePrefix, shard),
-        Buffer.from(JSON.stringify(packet)),
-        { persistent: true, contentType: 'application/json', mandatory: true, messageId },
+        packet,
+        { persistent: true, contentType: 'application/json', mandatory: true, messageId, headers },
         (error: unknown) => {
           if (error) reject(new Error('nacked by the broker', { cause: error }));
           else if (returned.delete(messageId)) reject(new Error('routed to no queue'));
@@ -44,6 +45,9 @@ async function main(): Promise<void> {
         },
       );
     });
+  };
+  const publish = async (shard: number, entries: WireEntry[]): Promise<void> => {
+    await Promise.all(encodeShardPackets(shard, entries).map((packet) => publishPacket(shard, packet)));
   };
 
   const app = Fastify({ bodyLimit: api.maxBodyBytes });

@@ -1,13 +1,10 @@
 import { Logger } from '@nestjs/common';
-import { ClientRMQ, type RmqOptions, RmqRecord } from '@nestjs/microservices';
+import { ClientRMQ, type RmqOptions } from '@nestjs/microservices';
 import type { Channel, Message } from 'amqplib';
+import type { ChannelWrapper, Options } from 'amqp-connection-manager';
 import { randomUUID } from 'node:crypto';
 import { assertTopology, type TopologyOptions } from '@app/rabbitmq';
 
-/**
- * Nest's RMQ client that declares the whole topology on every (re)connect before it publishes,
- * and knows whether it can publish right now.
- */
 /** The broker confirmed a message but routed it to no queue (its shard queue is gone). */
 export class UnroutableMessageError extends Error {
   constructor(routingKey: string) {
@@ -16,6 +13,12 @@ export class UnroutableMessageError extends Error {
   }
 }
 
+/**
+ * Nest's RMQ client that declares the whole topology on every (re)connect before it publishes,
+ * knows whether it can publish right now, and publishes bytes already encoded (libs/contracts'
+ * encodeShardPackets) with a confirm. It relies on ClientRMQ's connection and channel handling;
+ * shard-publisher.client.spec.ts pins the internals it overrides or calls.
+ */
 export class ShardPublisherClient extends ClientRMQ {
   private readonly channelLogger = new Logger(ShardPublisherClient.name);
   private ready = false;
@@ -60,18 +63,24 @@ export class ShardPublisherClient extends ClientRMQ {
   }
 
   /**
-   * Publishes one event and resolves on the broker's confirm. This is ClientRMQ's own path behind
-   * emit() (its serializer, channel and send options) without emit()'s three Observables and
-   * Subject per call, which cost more than the publish itself. Call it only while isReady(): unlike
-   * emit(), it does not wait for a connection. The message is mandatory: a broker with no queue to
-   * route it to confirms it all the same, so a return turns the confirm into UnroutableMessageError.
+   * Publishes one encoded message to the exchange and resolves on the broker's confirm. This
+   * replaces emit(), whose three Observables and Subject per call cost more than the publish
+   * itself, and the serializer, since the contract's encoder writes the bytes. Call it only while
+   * isReady(): unlike emit(), it does not wait for a connection. The message is mandatory: a
+   * broker with no queue to route it to confirms it all the same, so a return turns the confirm
+   * into UnroutableMessageError.
    */
-  async dispatchConfirmed(pattern: string, record: RmqRecord): Promise<void> {
+  async dispatchConfirmed(routingKey: string, content: Buffer, options: Options.Publish): Promise<void> {
+    const channel = this.channel as ChannelWrapper | null;
+    if (channel === null) throw new Error('no channel to publish on: connect first');
     const messageId = randomUUID();
-    const data = new RmqRecord(record.data, { ...record.options, messageId, mandatory: true });
     try {
-      await this.dispatchEvent({ pattern, data });
-      if (this.returned.has(messageId)) throw new UnroutableMessageError(pattern);
+      await channel.publish(this.options.exchange ?? '', routingKey, content, {
+        ...options,
+        messageId,
+        mandatory: true,
+      });
+      if (this.returned.has(messageId)) throw new UnroutableMessageError(routingKey);
     } finally {
       this.returned.delete(messageId);
     }

@@ -1,13 +1,15 @@
 import { Registry } from 'prom-client';
 import { ApiMetrics } from '../metrics/api.metrics';
 import type { ApiConfig } from '@app/config';
+import { SHARDS_COUNT_HEADER, SHARD_MESSAGE_MAX_ENTRIES, type WireEntry, decodeShardPacket } from '@app/contracts';
 import { BrokerUnavailableError, ShardPublisher } from './shard-publisher.service';
 
 const PUBLISH_TIMEOUT_MS = 50;
 
 interface Dispatch {
-  pattern: string;
-  data: unknown;
+  routingKey: string;
+  content: Buffer;
+  options: unknown;
   confirm: () => void;
   fail: (error: Error) => void;
 }
@@ -22,8 +24,8 @@ class FakeClient {
     return this.ready;
   }
 
-  dispatchConfirmed(pattern: string, data: unknown): Promise<void> {
-    return new Promise((confirm, fail) => this.dispatches.push({ pattern, data, confirm, fail }));
+  dispatchConfirmed(routingKey: string, content: Buffer, options: unknown): Promise<void> {
+    return new Promise((confirm, fail) => this.dispatches.push({ routingKey, content, options, confirm, fail }));
   }
 }
 
@@ -51,17 +53,41 @@ describe('ShardPublisher', () => {
     expect(client.dispatches).toHaveLength(0);
   });
 
-  it('sends a persistent JSON record with the publish timeout to the shard queue, resolving on confirm', async () => {
+  it('sends the encoded packet, persistent JSON with the publish timeout and x-shards-count, resolving on confirm', async () => {
     const published = publisher.publish(3, entries);
     expect(client.dispatches).toHaveLength(1);
-    const [{ pattern, data, confirm }] = client.dispatches;
-    expect(pattern).toBe('unit.shard.3');
-    expect(data).toMatchObject({
-      data: { shard: 3, entries },
-      options: { persistent: true, contentType: 'application/json', timeout: PUBLISH_TIMEOUT_MS },
+    const [{ routingKey, content, options, confirm }] = client.dispatches;
+    expect(routingKey).toBe('unit.shard.3');
+    expect(decodeShardPacket(content, 3, 5)).toEqual(entries);
+    expect(options).toEqual({
+      persistent: true,
+      contentType: 'application/json',
+      timeout: PUBLISH_TIMEOUT_MS,
+      headers: { [SHARDS_COUNT_HEADER]: 5 },
     });
+    expect(SHARDS_COUNT_HEADER).toBe('x-shards-count');
     confirm();
     await expect(published).resolves.toBeUndefined();
+  });
+
+  it('splits a large group into messages of at most 250 entries, in order, and resolves once all are confirmed', async () => {
+    // Seconds 3, 8, 13 ... all fall in shard 3 of 5.
+    const many: WireEntry[] = Array.from({ length: 2 * SHARD_MESSAGE_MAX_ENTRIES + 1 }, (_, i) => ({
+      id: `id-${i}`,
+      timestamp: new Date(Date.UTC(2019, 9, 12, 8, 10, 53 + 5 * i)).toISOString(),
+    }));
+    let settled = false;
+    const published = publisher.publish(3, many).then(() => (settled = true));
+    expect(client.dispatches.map(({ content }) => decodeShardPacket(content, 3, 5).length)).toEqual([250, 250, 1]);
+    expect(client.dispatches.flatMap(({ content }) => decodeShardPacket(content, 3, 5))).toEqual(many);
+
+    client.dispatches[0].confirm();
+    client.dispatches[2].confirm();
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(settled).toBe(false);
+    client.dispatches[1].confirm();
+    await published;
+    expect(settled).toBe(true);
   });
 
   it('rejects naming the shard and the wait when no confirm comes in time', async () => {

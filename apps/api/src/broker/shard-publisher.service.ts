@@ -1,13 +1,12 @@
 import { Inject, Injectable, Logger, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
 import { type ConfigType } from '@nestjs/config';
-import { RmqRecordBuilder } from '@nestjs/microservices';
+import type { Options } from 'amqp-connection-manager';
 import { apiConfig, rabbitmqConfig } from '@app/config';
-import type { ShardMessage, WireEntry } from '@app/contracts';
+import { SHARDS_COUNT_HEADER, type WireEntry, encodeShardPackets } from '@app/contracts';
 import { describeError } from '@app/observability';
 import { BrokerOutageLog, HEARTBEAT_SECONDS, RECONNECT_SECONDS, SHARD_EXCHANGE } from '@app/rabbitmq';
 import { shardQueueName } from '@app/sharding';
 import { ApiMetrics } from '../metrics/api.metrics';
-import { ShardPacketSerializer } from './shard-packet.serializer';
 import { ShardPublisherClient } from './shard-publisher.client';
 
 /** The broker did not take a message: it is unreachable, it refused, or it did not confirm in time. */
@@ -43,7 +42,6 @@ export class ShardPublisher implements OnApplicationBootstrap, OnApplicationShut
         exchange: SHARD_EXCHANGE,
         exchangeType: 'direct',
         persistent: true,
-        serializer: new ShardPacketSerializer(),
         socketOptions: {
           heartbeatIntervalInSeconds: HEARTBEAT_SECONDS,
           reconnectTimeInSeconds: RECONNECT_SECONDS,
@@ -94,17 +92,32 @@ export class ShardPublisher implements OnApplicationBootstrap, OnApplicationShut
     return this.client.isReady() && !stalled;
   }
 
-  /** Resolves once the broker has confirmed the message to disk; rejects with BrokerUnavailableError. */
+  /**
+   * Publishes the entries of one shard, in order, as one message or several (at most
+   * SHARD_MESSAGE_MAX_ENTRIES entries and SHARD_MESSAGE_MAX_BYTES each, so that the consumer's
+   * PREFETCH bounds what it holds in entries), and resolves once the broker has confirmed every one
+   * to disk; rejects with BrokerUnavailableError.
+   */
   async publish(shard: number, entries: WireEntry[]): Promise<void> {
     if (!this.client.isReady()) {
       throw new BrokerUnavailableError('RabbitMQ is not reachable; nothing was published');
     }
-    const record = new RmqRecordBuilder<ShardMessage>({ shard, entries })
-      // `timeout` is amqp-connection-manager's publish timeout: past it the publish rejects with
-      // "timeout" and the message leaves its send queue, whether or not the broker was reached.
-      .setOptions({ persistent: true, contentType: 'application/json', timeout: this.api.publishTimeoutMs } as object)
-      .build();
-    const confirmed = this.client.dispatchConfirmed(shardQueueName(this.rabbitmq.queuePrefix, shard), record);
+    const routingKey = shardQueueName(this.rabbitmq.queuePrefix, shard);
+    const options = {
+      persistent: true,
+      contentType: 'application/json',
+      headers: { [SHARDS_COUNT_HEADER]: this.rabbitmq.shardsCount },
+      // amqp-connection-manager's publish timeout: past it the publish rejects with "timeout" and
+      // the message leaves its send queue, whether or not the broker was reached.
+      timeout: this.api.publishTimeoutMs,
+    };
+    await Promise.all(
+      encodeShardPackets(shard, entries).map((content) => this.publishOne(shard, routingKey, content, options)),
+    );
+  }
+
+  private async publishOne(shard: number, routingKey: string, content: Buffer, options: Options.Publish) {
+    const confirmed = this.client.dispatchConfirmed(routingKey, content, options);
     this.inFlight.add(confirmed);
     const timer = this.metrics.publishConfirmSeconds.startTimer();
     try {

@@ -1,4 +1,5 @@
 import { Controller, Get } from '@nestjs/common';
+import { ApiOperation } from '@nestjs/swagger';
 import { HealthCheck, HealthCheckService } from '@nestjs/terminus';
 import { BrokerHealthIndicator } from './broker.health';
 
@@ -10,6 +11,12 @@ export class HealthController {
   ) {}
 
   @Get()
+  @ApiOperation({
+    summary: 'Whether the api can take entries',
+    description:
+      '200 when connected to RabbitMQ with the topology declared and publishes confirmed in time; 503 (same shape, ' +
+      'the failing part named) when not, and while the api is shutting down.',
+  })
   @HealthCheck()
   check() {
     return this.health.check([() => this.broker.check()]);

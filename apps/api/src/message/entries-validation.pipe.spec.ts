@@ -1,6 +1,6 @@
 import { BadRequestException, HttpException, HttpStatus, PayloadTooLargeException } from '@nestjs/common';
 import { CreateEntryDto } from '@app/contracts';
-import { EntriesValidationPipe } from './entries-validation.pipe';
+import { EntriesValidationPipe, MAX_FAULT_MESSAGES } from './entries-validation.pipe';
 
 const MAX_ENTRIES = 5;
 const VALID = '2019-10-12T08:10:53.52Z';
@@ -114,6 +114,74 @@ describe('EntriesValidationPipe', () => {
 
     it('throws a BadRequestException, which Nest turns into its usual error shape', () => {
       expect(() => pipe.transform([{}])).toThrow(BadRequestException);
+    });
+  });
+
+  describe('hostile shapes: bounded work, a 400 naming the entry, never a crash', () => {
+    const DEPTH = 100_000;
+    const deep = (depth: number): string => '['.repeat(depth) + ']'.repeat(depth);
+
+    it('a value nested 100,000 levels deep (class-transformer recursed on it until a RangeError)', () => {
+      const body: unknown = JSON.parse(`[{"timestamp":"${VALID}"},{"timestamp":"${VALID}","value":${deep(DEPTH)}}]`);
+      expect(rejection(body)).toEqual({ status: HttpStatus.BAD_REQUEST, message: ['1.value must be a string'] });
+    });
+
+    it('a timestamp and an extra property nested as deep', () => {
+      const body: unknown = JSON.parse(`[{"timestamp":${deep(DEPTH)},"extra":{"a":${deep(DEPTH)}}}]`);
+      expect(rejection(body)).toEqual({
+        status: HttpStatus.BAD_REQUEST,
+        message: ['0.property extra should not exist', `0.${BAD_TIMESTAMP}`],
+      });
+    });
+
+    it.each(['__proto__', 'constructor', 'prototype', 'toString', 'valueOf', 'hasOwnProperty', '__defineGetter__'])(
+      'a key %s, as JSON.parse makes it, named as an extra property; no prototype changes',
+      (key) => {
+        const [entry] = JSON.parse(
+          `[{"timestamp":"${VALID}","${key}":{"polluted":true,"prototype":{"polluted":true}}}]`,
+        ) as object[];
+        expect(Object.keys(entry)).toContain(key);
+        expect(rejection([entry])).toEqual({
+          status: HttpStatus.BAD_REQUEST,
+          message: [`0.property ${key} should not exist`],
+        });
+        expect(({} as Record<string, unknown>).polluted).toBeUndefined();
+        expect((new CreateEntryDto() as unknown as Record<string, unknown>).polluted).toBeUndefined();
+        expect(Object.getPrototypeOf(new CreateEntryDto())).toBe(CreateEntryDto.prototype);
+      },
+    );
+
+    it('an accepted entry is a CreateEntryDto with its own two properties and nothing else', () => {
+      const [entry] = pipe.transform(JSON.parse(`[{"timestamp":"${VALID}","value":"v"}]`));
+      expect(Object.getPrototypeOf(entry)).toBe(CreateEntryDto.prototype);
+      expect(Object.keys(entry).sort()).toEqual(['timestamp', 'value']);
+    });
+
+    it(`lists at most ${MAX_FAULT_MESSAGES} messages, then how many more there are`, () => {
+      const wide = new EntriesValidationPipe({ maxEntries: 10_000 } as never);
+      const body = Array.from({ length: 10_000 }, () => ({ timestamp: 'no', value: 1 }));
+      const { message } = (() => {
+        try {
+          wide.transform(body);
+        } catch (error) {
+          return (error as HttpException).getResponse() as { message: string[] };
+        }
+        throw new Error('accepted');
+      })();
+      expect(message).toHaveLength(MAX_FAULT_MESSAGES + 1);
+      expect(message.slice(0, 2)).toEqual([`0.${BAD_TIMESTAMP}`, '0.value must be a string']);
+      expect(message[MAX_FAULT_MESSAGES - 1]).toBe('49.value must be a string');
+      expect(message[MAX_FAULT_MESSAGES]).toBe(`and ${2 * 10_000 - MAX_FAULT_MESSAGES} more`);
+    });
+
+    it('counts every extra key of an entry with 100,000 keys, listing the first ones, long names cut short', () => {
+      const entry: Record<string, unknown> = { timestamp: VALID, ['k'.repeat(1_000)]: 1 };
+      for (let i = 0; i < 100_000; i++) entry[`k${i}`] = i;
+      const { message } = rejection([{ timestamp: VALID }, entry]) as { message: string[] };
+      expect(message).toHaveLength(MAX_FAULT_MESSAGES + 1);
+      expect(message[0]).toBe(`1.property ${'k'.repeat(64)}... (1000 characters) should not exist`);
+      expect(message[1]).toBe('1.property k0 should not exist');
+      expect(message[MAX_FAULT_MESSAGES]).toBe(`and ${100_001 - MAX_FAULT_MESSAGES} more`);
     });
   });
 

@@ -1,11 +1,11 @@
 import { Body, Controller, HttpCode, HttpStatus, Post } from '@nestjs/common';
 import {
   ApiBadRequestResponse,
-  ApiBearerAuth,
   ApiBody,
   ApiCreatedResponse,
   ApiOperation,
   ApiPayloadTooLargeResponse,
+  ApiRequestTimeoutResponse,
   ApiServiceUnavailableResponse,
   ApiTags,
   ApiUnauthorizedResponse,
@@ -14,7 +14,7 @@ import {
 } from '@nestjs/swagger';
 import { CreateEntryDto } from '@app/contracts';
 import { EntriesValidationPipe } from './entries-validation.pipe';
-import { type AcceptedEntries, ShardingService } from './sharding.service';
+import { type AcceptedEntries, IngestService } from './ingest.service';
 
 const NEST_ERROR = {
   type: 'object',
@@ -28,7 +28,7 @@ const NEST_ERROR = {
 @ApiTags('ingest')
 @Controller('message')
 export class MessageController {
-  constructor(private readonly sharding: ShardingService) {}
+  constructor(private readonly ingest: IngestService) {}
 
   @Post()
   @HttpCode(HttpStatus.CREATED)
@@ -38,7 +38,6 @@ export class MessageController {
       'Validates every entry, gives each an id, publishes them to their shard queues and answers once the broker ' +
       'has confirmed all of them. When several faults apply, the first of 401, 415, 413, 400 answers.',
   })
-  @ApiBearerAuth()
   @ApiBody({
     description: 'A non-empty array of entries, at most MAX_ENTRIES of them; no other property is allowed.',
     schema: { type: 'array', minItems: 1, items: { $ref: getSchemaPath(CreateEntryDto) } },
@@ -78,12 +77,18 @@ export class MessageController {
     schema: NEST_ERROR,
   })
   @ApiUnsupportedMediaTypeResponse({ description: 'The body is not application/json.', schema: NEST_ERROR })
+  @ApiRequestTimeoutResponse({
+    description: 'The request did not fully arrive within REQUEST_TIMEOUT_MS; the connection is closed.',
+    schema: NEST_ERROR,
+  })
   @ApiServiceUnavailableResponse({
-    description: 'RabbitMQ is unreachable or did not confirm within PUBLISH_TIMEOUT_MS; send the request again later.',
+    description:
+      'RabbitMQ is unreachable or did not confirm within PUBLISH_TIMEOUT_MS, or the api is shutting down; ' +
+      'send the request again later.',
     headers: { 'Retry-After': { description: 'Seconds to wait before retrying', schema: { type: 'integer' } } },
     schema: NEST_ERROR,
   })
   create(@Body(EntriesValidationPipe) entries: CreateEntryDto[]): Promise<AcceptedEntries> {
-    return this.sharding.accept(entries);
+    return this.ingest.accept(entries);
   }
 }

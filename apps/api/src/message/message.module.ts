@@ -1,18 +1,16 @@
 import { Inject, type MiddlewareConsumer, Module, type NestModule, RequestMethod } from '@nestjs/common';
 import { type ConfigType } from '@nestjs/config';
 import { apiConfig } from '@app/config';
-import { APP_FILTER } from '@nestjs/core';
 import { BrokerModule } from '../broker/broker.module';
 import { ApiMetricsModule } from '../metrics/api-metrics.module';
 import { BearerAuthMiddleware } from './bearer-auth.middleware';
-import { BrokerUnavailableFilter } from './broker-unavailable.filter';
 import { MessageController } from './message.controller';
-import { ShardingService } from './sharding.service';
+import { IngestService } from './ingest.service';
 
 @Module({
   imports: [BrokerModule, ApiMetricsModule],
   controllers: [MessageController],
-  providers: [ShardingService, { provide: APP_FILTER, useClass: BrokerUnavailableFilter }],
+  providers: [IngestService],
 })
 export class MessageModule implements NestModule {
   constructor(@Inject(apiConfig.KEY) private readonly api: ConfigType<typeof apiConfig>) {}

@@ -4,7 +4,7 @@ import type { RabbitmqConfig } from '@app/config';
 import type { CreateEntryDto, WireEntry } from '@app/contracts';
 import { shardOf } from '@app/sharding';
 import { BrokerUnavailableError, type ShardPublisher } from '../broker/shard-publisher.service';
-import { ShardingService } from './sharding.service';
+import { IngestService } from './ingest.service';
 
 const SHARDS = 5;
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
@@ -28,15 +28,15 @@ function entry(second: number, value?: string | null): CreateEntryDto {
   return value === undefined ? { timestamp } : { timestamp, value };
 }
 
-describe('ShardingService', () => {
+describe('IngestService', () => {
   let publisher: FakePublisher;
-  let service: ShardingService;
+  let service: IngestService;
   let metrics: ApiMetrics;
 
   beforeEach(() => {
     publisher = new FakePublisher();
     metrics = new ApiMetrics(new Registry());
-    service = new ShardingService(
+    service = new IngestService(
       { shardsCount: SHARDS } as RabbitmqConfig,
       publisher as unknown as ShardPublisher,
       metrics,

@@ -1,10 +1,12 @@
 import { type ArgumentsHost, Catch, type ExceptionFilter, HttpStatus, Logger } from '@nestjs/common';
 import type { FastifyReply } from 'fastify';
-import { BrokerUnavailableError } from '../broker/shard-publisher.service';
+import { RETRY_AFTER_SECONDS } from '../shutdown/shutdown-gate.service';
+import { BrokerUnavailableError } from './shard-publisher.service';
 
-export const RETRY_AFTER_SECONDS = 1;
-
-/** 503 with Retry-After: the request may be sent again as it is. */
+/**
+ * 503 with Retry-After for a BrokerUnavailableError: the request may be sent again as it is.
+ * Registered globally in AppModule.
+ */
 @Catch(BrokerUnavailableError)
 export class BrokerUnavailableFilter implements ExceptionFilter<BrokerUnavailableError> {
   private readonly logger = new Logger(BrokerUnavailableFilter.name);

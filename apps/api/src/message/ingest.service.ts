@@ -12,16 +12,19 @@ export interface AcceptedEntries {
   ids: string[];
 }
 
-/** Gives every entry an id, groups a request's entries by shard and publishes one message per shard. */
+/**
+ * Takes in a validated request: gives every entry an id, groups the entries by shard and has the
+ * ShardPublisher publish each shard's group (in messages within the contract's limits).
+ */
 @Injectable()
-export class ShardingService {
+export class IngestService {
   constructor(
     @Inject(rabbitmqConfig.KEY) private readonly rabbitmq: ConfigType<typeof rabbitmqConfig>,
     private readonly publisher: ShardPublisher,
     private readonly metrics: ApiMetrics,
   ) {}
 
-  /** Resolves once the broker has confirmed every shard message; ids are in request order. */
+  /** Resolves once the broker has confirmed every message of every shard; ids are in request order. */
   async accept(entries: CreateEntryDto[]): Promise<AcceptedEntries> {
     const byShard = new Map<number, WireEntry[]>();
     const ids = entries.map(({ timestamp, value }) => {

@@ -1,0 +1,105 @@
+import fc from 'fast-check';
+import {
+  ENTRIES_PATTERN,
+  SHARD_MESSAGE_MAX_BYTES,
+  SHARD_MESSAGE_MAX_ENTRIES,
+  type WireEntry,
+  decodeShardPacket,
+  encodeShardPacket,
+  encodeShardPackets,
+} from './entry.wire';
+
+const SHARDS = 5;
+/** Timestamps of shard 3 of 5: whole seconds 3, 8, 13 ... after 2019-10-12T08:10:50Z (which is shard 0). */
+const timestampOfShard3 = (i: number) =>
+  new Date(Date.UTC(2019, 9, 12, 8, 10, 53 + 5 * (i % 1000), i % 1000)).toISOString();
+
+const entryOfShard3: fc.Arbitrary<WireEntry> = fc
+  .record({
+    i: fc.nat(),
+    id: fc.uuid(),
+    value: fc.option(fc.oneof(fc.string(), fc.string({ unit: 'binary' }), fc.string({ unit: 'grapheme' })), {
+      nil: undefined,
+    }),
+  })
+  .map(({ i, id, value }) =>
+    value === undefined ? { id, timestamp: timestampOfShard3(i) } : { id, timestamp: timestampOfShard3(i), value },
+  );
+
+const entries = (count: number, valueLength: number): WireEntry[] =>
+  Array.from({ length: count }, (_, i) => ({
+    id: `00000000-0000-4000-8000-${String(i).padStart(12, '0')}`,
+    timestamp: timestampOfShard3(i),
+    value: 'v'.repeat(valueLength),
+  }));
+
+describe('encodeShardPacket', () => {
+  it('writes exactly what JSON.stringify writes of the packet, which decodeShardPacket reads back', () => {
+    fc.assert(
+      fc.property(fc.array(entryOfShard3, { minLength: 1, maxLength: 20 }), (list) => {
+        const message = { shard: 3, entries: list };
+        const encoded = encodeShardPacket(message);
+        expect(encoded.toString()).toBe(JSON.stringify({ pattern: ENTRIES_PATTERN, data: message }));
+        expect(decodeShardPacket(encoded, 3, SHARDS)).toEqual(list);
+      }),
+      { numRuns: 500 },
+    );
+  });
+});
+
+describe('encodeShardPackets', () => {
+  it('keeps every entry once, in order, within both limits unless one entry alone is larger', () => {
+    const valueLength = fc.oneof(fc.integer({ min: 0, max: 50 }), fc.integer({ min: 100, max: 80_000 }));
+    fc.assert(
+      fc.property(fc.array(fc.tuple(entryOfShard3, valueLength), { maxLength: 700 }), (pairs) => {
+        const list = pairs.map(([entry, length]) => ({ ...entry, value: 'é'.repeat(length) }));
+        const packets = encodeShardPackets(3, list);
+        expect(packets.flatMap((packet) => decodeShardPacket(packet, 3, SHARDS))).toEqual(list);
+        for (const packet of packets) {
+          const decoded = decodeShardPacket(packet, 3, SHARDS);
+          // Joined from pieces or encoded in one go, the bytes are the same.
+          expect(packet.equals(encodeShardPacket({ shard: 3, entries: decoded }))).toBe(true);
+          const count = decoded.length;
+          expect(count).toBeLessThanOrEqual(SHARD_MESSAGE_MAX_ENTRIES);
+          if (count > 1) expect(packet.length).toBeLessThanOrEqual(SHARD_MESSAGE_MAX_BYTES);
+        }
+      }),
+      { numRuns: 100 },
+    );
+  });
+
+  it.each([
+    ['no entries', entries(0, 1), []],
+    ['one entry', entries(1, 1), [1]],
+    ['250 small entries in one message', entries(250, 1), [250]],
+    ['251 small entries in two', entries(251, 1), [250, 1]],
+    ['10,000 small entries in 40', entries(10_000, 1), Array.from({ length: 40 }, () => 250)],
+    ['entries of about 1.1 KB, 59 to a message (64 KiB)', entries(130, 1_000), [59, 59, 12]],
+  ])('%s', (_case, list, counts) => {
+    const packets = encodeShardPackets(3, list);
+    expect(packets.map((packet) => decodeShardPacket(packet, 3, SHARDS).length)).toEqual(counts);
+  });
+
+  it('sends an entry larger than the byte limit alone, between its neighbours', () => {
+    const [small, big, last] = entries(3, 10);
+    const huge = { ...big, value: 'x'.repeat(SHARD_MESSAGE_MAX_BYTES) };
+    const packets = encodeShardPackets(3, [small, huge, last]);
+    expect(packets.map((packet) => decodeShardPacket(packet, 3, SHARDS))).toEqual([[small], [huge], [last]]);
+  });
+
+  it('fills a message to the byte limit exactly, and not one byte over', () => {
+    const n = 10;
+    const list = entries(n + 1, 1_000);
+    const bytes = encodeShardPacket({ shard: 3, entries: list.slice(0, n) }).length;
+    // Grow the last of the first n entries until their packet is exactly the limit.
+    list[n - 1] = { ...list[n - 1], value: 'v'.repeat(1_000 + SHARD_MESSAGE_MAX_BYTES - bytes) };
+    expect(encodeShardPacket({ shard: 3, entries: list.slice(0, n) }).length).toBe(SHARD_MESSAGE_MAX_BYTES);
+    expect(encodeShardPackets(3, list).map((packet) => decodeShardPacket(packet, 3, SHARDS).length)).toEqual([n, 1]);
+
+    list[n - 1] = { ...list[n - 1], value: `${list[n - 1].value}v` };
+    expect(encodeShardPackets(3, list).map((packet) => decodeShardPacket(packet, 3, SHARDS).length)).toEqual([
+      n - 1,
+      2,
+    ]);
+  });
+});
