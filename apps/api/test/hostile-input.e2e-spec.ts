@@ -118,7 +118,7 @@ describe('valid requests beside hostile ones, on the built api (figures)', () =>
 
   it('answers every valid request 201 and every hostile one 400, and prints how long each took', async () => {
     pipeline = await Pipeline.create('api-hostile-load');
-    const { url } = await pipeline.startApi({ LOG_LEVEL: 'warn' });
+    const { url } = await pipeline.startApi();
     const post = async (payload: string): Promise<{ status: number; ms: number }> => {
       const started = performance.now();
       const response = await fetch(`${url}/message`, {

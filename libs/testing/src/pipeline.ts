@@ -107,6 +107,10 @@ export class Pipeline {
    * take the port between choosing it and binding it.
    */
   private async startListening(name: AppName, env: Record<string, string>): Promise<{ app: AppProcess; url: string }> {
+    // The port is read from the `listening at` line, which is logged at info.
+    if (['warn', 'error', 'fatal'].includes(env.LOG_LEVEL ?? this.env.LOG_LEVEL ?? 'info')) {
+      throw new RangeError(`${name}: LOG_LEVEL must be info or lower for the pipeline to read its port`);
+    }
     const app = this.spawn(name, env);
     const url = await app.listeningUrl();
     await app.waitUntilHealthy(`${url}/health`);
