@@ -9,3 +9,4 @@ export * from './free-port';
 export * from './pipeline';
 export * from './env';
 export * from './metrics';
+export * from './rabbitmq-cluster';
