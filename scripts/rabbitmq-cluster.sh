@@ -14,6 +14,8 @@
 # 2568N. Everything lives under RABBITMQ_CLUSTER_DIR (default /tmp/rabbitmq-cluster), owned by
 # the rabbitmq user, which the nodes run as. Starting nodes is heavy: take the shared lock
 # (`flock /tmp/heavy.lock scripts/rabbitmq-cluster.sh start`). Needs root (to run as rabbitmq).
+# The nodes register with the machine's epmd (127.0.0.1:4369, started with its broker); where none
+# runs, the first node starts one on loopback, and it stays, as epmd does.
 set -euo pipefail
 
 DIR="${RABBITMQ_CLUSTER_DIR:-/tmp/rabbitmq-cluster}"
@@ -94,6 +96,7 @@ launch() {
       PATH=/usr/sbin:/usr/bin:/sbin:/bin \
       HOME="$DIR/home" \
       LANG=C.UTF-8 \
+      ERL_EPMD_ADDRESS=127.0.0.1 \
       RABBITMQ_NODENAME="$(node_name "$n")" \
       RABBITMQ_NODE_IP_ADDRESS=127.0.0.1 \
       RABBITMQ_NODE_PORT="$(amqp_port "$n")" \

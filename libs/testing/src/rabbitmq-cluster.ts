@@ -54,12 +54,6 @@ export class RabbitmqCluster {
     await script(['start-node', String(node)]);
   }
 
-  /** The nodes that are running now. */
-  async runningNodes(): Promise<ClusterNode[]> {
-    const status = await script(['status']);
-    return CLUSTER_NODES.filter((node) => new RegExp(`^rc${node}@localhost running`, 'm').test(status));
-  }
-
   /**
    * The nodes `pid` holds an established TCP connection to, from /proc: which node an app is
    * connected to, seen from outside as an operator would (`ss -tnp`).
