@@ -65,10 +65,10 @@ async function waitForSteady(loads: Load[], killedAt: number, what: string): Pro
       // Thrown rather than undefined, so that a timeout says what the answers were.
       const since = loads.flatMap((load) => load.records.filter((r) => r.startedAt >= killedAt));
       const failed = since.filter((r) => r.status !== 201);
-      const lastFailedAt = Math.max(...failed.map((r) => r.startedAt - killedAt));
+      const last = failed.at(-1);
       throw new Error(
-        `since the kill ${since.length - failed.length} requests got 201 and ${failed.length} did not, ` +
-          `the last of them sent ${lastFailedAt} ms after the kill`,
+        `since the kill ${since.length - failed.length} requests got 201 and ${failed.length} did not` +
+          (last ? `, the last of them (${last.status}) sent ${last.startedAt - killedAt} ms after the kill` : ''),
       );
     },
     {
