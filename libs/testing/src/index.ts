@@ -11,3 +11,4 @@ export * from './env';
 export * from './metrics';
 export * from './node-process';
 export * from './slow-client';
+export * from './rabbitmq-cluster';
