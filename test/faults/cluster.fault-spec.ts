@@ -14,9 +14,7 @@ import {
   Load,
   type LoadOptions,
   duplicates,
-  findAppPid,
   pick,
-  portOf,
   summary,
   waitForHealth,
 } from './fault-kit';
@@ -80,8 +78,7 @@ async function waitForSteady(loads: Load[], killedAt: number, what: string): Pro
 }
 
 /** The node `app` is connected to (waits for it to hold exactly one connection to the cluster). */
-async function nodeOf(cluster: RabbitmqCluster, name: 'api' | 'consumer', url: string): Promise<ClusterNode> {
-  const pid = await findAppPid(name, portOf(url));
+async function nodeOf(cluster: RabbitmqCluster, name: 'api' | 'consumer', { pid }: AppProcess): Promise<ClusterNode> {
   const nodes = await waitFor(
     async () => {
       const held = await cluster.nodesConnectedFrom(pid);
@@ -195,7 +192,7 @@ function expectNodeLossSurvived(
       const windows: number[] = [];
       const killed: ClusterNode[] = [];
       for (let kill = 1; kill <= kills; kill++) {
-        const node = await nodeOf(cluster, 'api', api.url);
+        const node = await nodeOf(cluster, 'api', api.app);
         const killedAt = Date.now();
         await cluster.kill(node);
         const [windowMs] = await waitForSteady([load], killedAt, `the kill of node ${node}`);
@@ -228,7 +225,7 @@ function expectNodeLossSurvived(
     async () => {
       const pipeline = await clusterPipeline('cluster-consumer-node');
       const api = await pipeline.startApi(appEnv());
-      const apiNode = await nodeOf(cluster, 'api', api.url);
+      const apiNode = await nodeOf(cluster, 'api', api.app);
       // The consumer is given the other nodes only, so that it cannot share the api's.
       const others = CLUSTER_NODES.filter((node) => node !== apiNode);
       // Long partial batches: when the node dies the consumer holds deliveries it has not written yet.
@@ -238,12 +235,12 @@ function expectNodeLossSurvived(
         BATCH_SIZE: '50',
         BATCH_FLUSH_MS: '1000',
       });
-      const consumerNode = await nodeOf(cluster, 'consumer', consumer.url);
+      const consumerNode = await nodeOf(cluster, 'consumer', consumer.app);
       expect(consumerNode).not.toBe(apiNode);
       const load = run.startLoad(api.url, { ...RATE, label: 'consumer-node' });
       await waitFor(() => load.createdSince(0) >= 40, { description: '40 requests answered 201 before the kill' });
 
-      const consumerPid = await findAppPid('consumer', portOf(consumer.url));
+      const consumerPid = consumer.app.pid;
       const killedAt = Date.now();
       await cluster.kill(consumerNode);
       const movedTo = await waitFor(
@@ -277,7 +274,7 @@ function expectNodeLossSurvived(
       const pipeline = await clusterPipeline('cluster-leaders');
       // The consumer declares the queues first, so their leaders are on its node (client-local).
       const consumer = await pipeline.startConsumer({ ...appEnv(), ...CONSUMER_ENV });
-      const leadersNode = await nodeOf(cluster, 'consumer', consumer.url);
+      const leadersNode = await nodeOf(cluster, 'consumer', consumer.app);
       // The api elsewhere, with channels that have published nothing yet: on RabbitMQ before
       // 3.12.5, a channel whose first publish to a queue comes while the queue's record still
       // names the dead leader is nacked on it until that node returns (docs/cluster.md).
@@ -318,8 +315,8 @@ function expectNodeLossSurvived(
 
       // The node most of the apps are connected to.
       const held = await Promise.all([
-        ...apis.map((api) => nodeOf(cluster, 'api', api.url)),
-        ...consumers.map((consumer) => nodeOf(cluster, 'consumer', consumer.url)),
+        ...apis.map((api) => nodeOf(cluster, 'api', api.app)),
+        ...consumers.map((consumer) => nodeOf(cluster, 'consumer', consumer.app)),
       ]);
       const node = CLUSTER_NODES.reduce((best, n) =>
         held.filter((h) => h === n).length > held.filter((h) => h === best).length ? n : best,
