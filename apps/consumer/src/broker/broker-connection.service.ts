@@ -62,6 +62,26 @@ export class BrokerConnection implements OnModuleInit {
     return this.topology.ensure(channel);
   }
 
+  /**
+   * Whether `queue` exists, asked passively on a channel of its own: a missing queue makes the
+   * broker close the channel (404), which must not touch the shards' channels.
+   */
+  async queueExists(queue: string): Promise<boolean> {
+    const connection = this.manager?.connection;
+    if (connection === undefined) throw new Error('not connected to RabbitMQ');
+    const channel = await connection.createChannel();
+    channel.on('error', () => undefined);
+    try {
+      await channel.checkQueue(queue);
+      return true;
+    } catch (error) {
+      if ((error as { code?: number }).code === 404) return false;
+      throw error;
+    } finally {
+      await channel.close().catch(() => undefined);
+    }
+  }
+
   /** Closes the connection; call after every channel is closed, or it can overtake their last acks. Idempotent. */
   close(): Promise<void> {
     this.closing ??= this.manager?.close() ?? Promise.resolve();
