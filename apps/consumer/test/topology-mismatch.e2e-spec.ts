@@ -1,4 +1,4 @@
-import { Pipeline, freePort, waitFor } from '@app/testing';
+import { Pipeline, waitFor } from '@app/testing';
 
 async function statusOf(url: string): Promise<number> {
   return (await fetch(url)).status;
@@ -17,15 +17,16 @@ describe('apps started against queues declared with other arguments', () => {
     const classic = await pipeline.startApi();
     expect(await classic.app.stop('SIGTERM')).toBe(0);
 
-    const [apiPort, consumerPort] = [await freePort(), await freePort()];
-    const api = pipeline.spawn('api', { QUEUE_TYPE: 'quorum', API_HOST: '127.0.0.1', API_PORT: String(apiPort) });
+    // Port 0 and the ready line: no other process can take a port between choosing and binding it.
+    const api = pipeline.spawn('api', { QUEUE_TYPE: 'quorum', API_HOST: '127.0.0.1', API_PORT: '0' });
     const consumer = pipeline.spawn('consumer', {
       QUEUE_TYPE: 'quorum',
       CONSUMER_HOST: '127.0.0.1',
-      CONSUMER_PORT: String(consumerPort),
+      CONSUMER_PORT: '0',
       DATA_OUTPUT_DIR: pipeline.dir,
       LOG_LEVEL: 'debug',
     });
+    const [apiUrl, consumerUrl] = await Promise.all([api.listeningUrl(), consumer.listeningUrl()]);
     await api.waitForLog('PRECONDITION_FAILED');
     await consumer.waitForLog('do QUEUE_TYPE and QUEUE_PREFIX match');
     // Retries show at debug level only; wait for a few rounds of them.
@@ -35,11 +36,11 @@ describe('apps started against queues declared with other arguments', () => {
 
     expect(api.running).toBe(true);
     expect(consumer.running).toBe(true);
-    expect(await statusOf(`http://127.0.0.1:${apiPort}/health`)).toBe(503);
-    const health = await fetch(`http://127.0.0.1:${consumerPort}/health`);
+    expect(await statusOf(`${apiUrl}/health`)).toBe(503);
+    const health = await fetch(`${consumerUrl}/health`);
     expect(health.status).toBe(200);
     expect(await health.json()).toMatchObject({ details: { shards: { notConsuming: [0, 1, 2, 3, 4] } } });
-    const post = await fetch(`http://127.0.0.1:${apiPort}/message`, {
+    const post = await fetch(`${apiUrl}/message`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
       body: JSON.stringify([{ timestamp: '2019-10-12T08:10:53Z' }]),
