@@ -3,7 +3,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Logger } from '@nestjs/common';
 import type { ConsumerConfig } from '@app/config';
-import { FileSinkService, SinkWriteAbortedError, type SinkWriteControl } from '../../src/file-sink/file-sink.service';
+import { FileSinkService, SinkWriteAbortedError } from '../../src/file-sink/file-sink.service';
+import type { WriteControl } from '../../src/worker-pool/worker-pool.types';
 
 /** The consumer entry point whose sink stalls (for `pipeline.startConsumer(env, { entry, args: [N] })`). */
 export const STALLING_CONSUMER = join(__dirname, 'stalling-consumer.main.ts');
@@ -23,7 +24,7 @@ export class StallingFileSink extends FileSinkService {
     super(config);
   }
 
-  override async write(workerId: string, lines: readonly string[], control: SinkWriteControl): Promise<string> {
+  override async write(workerId: string, lines: readonly string[], control: WriteControl): Promise<string> {
     if (++this.writes % this.every !== 0) return super.write(workerId, lines, control);
     this.stallLogger.warn(`${STALL_LOG} (worker ${workerId})`);
     await new Promise<void>((resolve) => control.signal.addEventListener('abort', () => resolve(), { once: true }));
