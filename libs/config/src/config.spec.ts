@@ -39,7 +39,6 @@ describe('configuration', () => {
       workerTimeoutMs: 10_000,
       prefetch: 200,
       sinkFsync: true,
-      faultSinkStallEvery: 0,
     });
     expect(readRuntimeConfig({})).toEqual({ shutdownTimeoutMs: 30_000, logFormat: 'pretty', logLevel: 'info' });
   });
