@@ -25,12 +25,9 @@ import {
  * another node by themselves, and the api answers 201 steadily again within 10 s of the loss,
  * 503 with Retry-After meanwhile.
  *
- * Off by default until the apps take a node list (issue 9): FAULTS_CLUSTER=1 runs it. The cluster
- * starts once for the file (about 13 s) and is removed after it; the whole suite runs under
- * `flock /tmp/heavy.lock`, which starting nodes needs.
+ * The cluster starts once for the file (about 13 s) and is removed after it; the whole suite runs
+ * under `flock /tmp/heavy.lock`, which starting nodes needs.
  */
-const ENABLED = process.env.FAULTS_CLUSTER === '1';
-
 const PUBLISH_TIMEOUT_MS = 1_000;
 /** What a request may take beyond PUBLISH_TIMEOUT_MS: the HTTP round trip on a busy 2-core box. */
 const MARGIN_MS = 500;
@@ -146,7 +143,7 @@ function expectNodeLossSurvived(
   expect(apps.filter((app) => !app.running).map((app) => `${app.name} exited:\n${app.logs}`)).toEqual([]);
 }
 
-(ENABLED ? describe : describe.skip)('a RabbitMQ cluster loses a node while clients keep posting', () => {
+describe('a RabbitMQ cluster loses a node while clients keep posting', () => {
   const run = new FaultCase();
   const extraLoads: Load[] = [];
   let cluster: RabbitmqCluster;
