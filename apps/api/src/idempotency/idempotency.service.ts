@@ -17,7 +17,10 @@ import { IdempotentIds } from './idempotent-ids';
 /** What a keyed request is processed with: its fixed ids, and when the api forgets its key. */
 export interface KeyedAttempt {
   ids: IdempotentIds;
-  /** ms since the epoch; the x-idempotency-expires header of every message published for it. */
+  /**
+   * ms since the epoch, sent as the x-idempotency-expires header: the api forgets the key no later
+   * (the claim lasts at most claimTtlMs, the answer IDEMPOTENCY_TTL_S from the 201).
+   */
   expiresAt: number;
 }
 
@@ -63,8 +66,6 @@ export class IdempotencyService implements OnApplicationShutdown {
   ): Promise<KeyedAnswer<T | { accepted: number; ids: string[] }>> {
     const fingerprint = createHash('sha256').update(body).digest('hex');
     const claim: InFlightRecord = { state: 'in-flight', fingerprint, token: randomUUID() };
-    // The key is remembered until expiresAt whenever this attempt completes: the claim lasts at
-    // most claimTtlMs, the answer until expiresAt.
     const expiresAt = Date.now() + this.claimTtlMs + this.ttlMs;
     const found = await this.store.claim(key, claim, this.claimTtlMs);
     const ids = new IdempotentIds(key, fingerprint);
@@ -93,7 +94,7 @@ export class IdempotencyService implements OnApplicationShutdown {
     // The entries are in the broker: answer 201 even if the store does not take the answer. A repeat
     // then gets 409 until the claim expires, and is processed again under the same ids.
     await this.store
-      .complete(key, { state: 'completed', fingerprint, accepted: answer.ids.length }, expiresAt)
+      .complete(key, { state: 'completed', fingerprint, accepted: answer.ids.length }, this.ttlMs)
       .catch((error: unknown) =>
         this.logger.warn(`answered 201 but could not remember its key: ${describeError(error)}`),
       );

@@ -1,4 +1,4 @@
-/** A request holds the key: it is being processed (until `expiresAt`, should its api die). */
+/** A request holds the key: it is being processed (for the claim TTL at most, should its api die). */
 export interface InFlightRecord {
   state: 'in-flight';
   /** sha256 of the request body, hex. */
@@ -38,8 +38,8 @@ export interface IdempotencyStore {
    * with what the key holds and changes nothing.
    */
   claim(key: string, claim: InFlightRecord, claimTtlMs: number): Promise<IdempotencyRecord | undefined>;
-  /** Replaces the claim by the answer, kept until `expiresAt` (ms since the epoch). */
-  complete(key: string, record: CompletedRecord, expiresAt: number): Promise<void>;
+  /** Replaces the claim by the answer, kept for `ttlMs`. */
+  complete(key: string, record: CompletedRecord, ttlMs: number): Promise<void>;
   /** Forgets `claim` if the key still holds it, so that a repeat is processed again. */
   release(key: string, claim: InFlightRecord): Promise<void>;
   close(): Promise<void>;

@@ -27,9 +27,8 @@ export class MemoryIdempotencyStore implements IdempotencyStore {
     return Promise.resolve(found);
   }
 
-  complete(key: string, record: CompletedRecord, expiresAt: number): Promise<void> {
-    const ttl = expiresAt - this.records.perf.now();
-    if (ttl > 0) this.records.set(key, record, { ttl });
+  complete(key: string, record: CompletedRecord, ttlMs: number): Promise<void> {
+    this.records.set(key, record, { ttl: ttlMs });
     return Promise.resolve();
   }
 

@@ -59,9 +59,8 @@ export class RedisIdempotencyStore implements IdempotencyStore {
     return found === null ? undefined : (JSON.parse(found) as IdempotencyRecord);
   }
 
-  async complete(key: string, record: CompletedRecord, expiresAt: number): Promise<void> {
-    const ttl = Math.max(1, Math.ceil(expiresAt - Date.now()));
-    await this.call('complete', () => this.redis.set(key, JSON.stringify(record), 'PX', ttl));
+  async complete(key: string, record: CompletedRecord, ttlMs: number): Promise<void> {
+    await this.call('complete', () => this.redis.set(key, JSON.stringify(record), 'PX', ttlMs));
   }
 
   async release(key: string, claim: InFlightRecord): Promise<void> {
