@@ -2,7 +2,7 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { readConsumerConfig } from '@app/config';
 import { ENTRIES_PATTERN } from '@app/contracts';
-import { shardOf, shardQueueName, deadLetterQueueName } from '@app/sharding';
+import { shardQueueName, deadLetterQueueName } from '@app/sharding';
 import {
   Pipeline,
   TcpProxy,
@@ -166,33 +166,24 @@ describe('consumer end to end (real api, consumer, RabbitMQ and disk)', () => {
     expect(metricValue(await fetchMetrics(consumer.url), 'consumer_worker_timeouts_total')).toBeGreaterThan(0);
   });
 
-  it('dead-letters garbage and wrong-shard payloads while valid entries flow on', async () => {
+  it('dead-letters garbage payloads while valid entries flow on', async () => {
     pipeline = await Pipeline.create('poison');
     const { broker, prefix } = pipeline;
     const api = await pipeline.startApi();
     const shard1 = shardQueueName(prefix, 1);
-    const shard0Timestamp = '2019-10-12T08:10:50Z';
-    expect(shardOf(shard0Timestamp, 5)).toBe(0);
     await broker.publishRaw(shard1, 'not json at all');
     await broker.publishRaw(shard1, JSON.stringify({ pattern: ENTRIES_PATTERN, data: { shard: 1, entries: [] } }));
-    await broker.publishRaw(
-      shard1,
-      JSON.stringify({
-        pattern: ENTRIES_PATTERN,
-        data: { shard: 1, entries: [{ id: 'x', timestamp: shard0Timestamp }] },
-      }),
-    );
+    // An entry of another shard is no poison but a SHARDS_COUNT disagreement: topology-mismatch.e2e-spec.ts.
 
     const consumer = await pipeline.startConsumer({ BATCH_FLUSH_MS: '200' });
     const expected = shardsById(await postMany(api.url, 5, 40), pipeline.shardsCount);
     await waitForAllWritten(pipeline.dir, expected.keys());
-    await waitFor(async () => (await broker.count(deadLetterQueueName(prefix))) === 3, {
-      description: 'three dead-lettered deliveries',
+    await waitFor(async () => (await broker.count(deadLetterQueueName(prefix))) === 2, {
+      description: 'two dead-lettered deliveries',
     });
     expect(consumer.app.running).toBe(true);
     expect(consumer.app.logs).toMatch(/dead-lettering a delivery of .*shard\.1: payload is not JSON/);
-    expect(consumer.app.logs).toMatch(/belongs to shard 0 of 5, not 1/);
-    expect(metricValue(await fetchMetrics(consumer.url), 'consumer_dead_lettered_total', { shard: '1' })).toBe(3);
+    expect(metricValue(await fetchMetrics(consumer.url), 'consumer_dead_lettered_total', { shard: '1' })).toBe(2);
   });
 
   it('keeps running while the broker is away, reports 503, and catches up when it is back', async () => {

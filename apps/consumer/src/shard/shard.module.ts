@@ -9,6 +9,7 @@ import { FileSinkModule } from '../file-sink/file-sink.module';
 import { FileSinkService } from '../file-sink/file-sink.service';
 import { ConsumerMetrics } from '../metrics/consumer.metrics';
 import { ConsumerMetricsModule } from '../metrics/consumer-metrics.module';
+import { ExtraShardQueuesWatch } from './extra-shard-queues.watch';
 import { ShardRuntime } from './shard-runtime';
 import { SHARD_RUNTIME_FACTORY, ShardSupervisor, type ShardRuntimeFactory } from './shard-supervisor.service';
 
@@ -42,7 +43,8 @@ import { SHARD_RUNTIME_FACTORY, ShardSupervisor, type ShardRuntimeFactory } from
       ],
     },
     ShardSupervisor,
+    ExtraShardQueuesWatch,
   ],
-  exports: [ShardSupervisor],
+  exports: [ShardSupervisor, ExtraShardQueuesWatch],
 })
 export class ShardModule {}
