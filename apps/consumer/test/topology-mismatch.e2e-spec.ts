@@ -1,6 +1,6 @@
 import { ENTRIES_PATTERN } from '@app/contracts';
 import { deadLetterQueueName, shardOf, shardQueueName } from '@app/sharding';
-import { Pipeline, freePort, postEntries, timestampInShard, waitFor, writtenCount } from '@app/testing';
+import { Pipeline, postEntries, timestampInShard, waitFor, writtenCount } from '@app/testing';
 
 async function statusOf(url: string): Promise<number> {
   return (await fetch(url)).status;
@@ -27,15 +27,16 @@ describe('apps started against queues declared with other arguments', () => {
     const classic = await pipeline.startApi();
     expect(await classic.app.stop('SIGTERM')).toBe(0);
 
-    const [apiPort, consumerPort] = [await freePort(), await freePort()];
-    const api = pipeline.spawn('api', { QUEUE_TYPE: 'quorum', API_HOST: '127.0.0.1', API_PORT: String(apiPort) });
+    // Port 0 and the ready line: no other process can take a port between choosing and binding it.
+    const api = pipeline.spawn('api', { QUEUE_TYPE: 'quorum', API_HOST: '127.0.0.1', API_PORT: '0' });
     const consumer = pipeline.spawn('consumer', {
       QUEUE_TYPE: 'quorum',
       CONSUMER_HOST: '127.0.0.1',
-      CONSUMER_PORT: String(consumerPort),
+      CONSUMER_PORT: '0',
       DATA_OUTPUT_DIR: pipeline.dir,
       LOG_LEVEL: 'debug',
     });
+    const [apiUrl, consumerUrl] = await Promise.all([api.listeningUrl(), consumer.listeningUrl()]);
     await api.waitForLog('PRECONDITION_FAILED');
     await consumer.waitForLog('do QUEUE_TYPE and QUEUE_PREFIX match');
     // Retries show at debug level only; wait for a few rounds of them.
@@ -45,17 +46,17 @@ describe('apps started against queues declared with other arguments', () => {
 
     expect(api.running).toBe(true);
     expect(consumer.running).toBe(true);
-    expect(await statusOf(`http://127.0.0.1:${apiPort}/health`)).toBe(503);
+    expect(await statusOf(`${apiUrl}/health`)).toBe(503);
     const health = await waitFor(
       async () => {
-        const result = await healthOf(`http://127.0.0.1:${consumerPort}`);
+        const result = await healthOf(consumerUrl);
         return result.status === 503 ? result : undefined;
       },
       { description: 'consumer /health 503 for shards without a consumer', timeoutMs: 15_000 },
     );
     expect(health.body.details?.shards).toMatchObject({ status: 'down', notConsuming: [0, 1, 2, 3, 4] });
     expect(health.body.details?.shards?.message).toMatch(/shard 0 has had no consumer on .*\.shard\.0 for \d+ s/);
-    const post = await fetch(`http://127.0.0.1:${apiPort}/message`, {
+    const post = await fetch(`${apiUrl}/message`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
       body: JSON.stringify([{ timestamp: '2019-10-12T08:10:53Z' }]),
