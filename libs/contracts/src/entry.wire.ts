@@ -8,6 +8,13 @@ export const ENTRIES_PATTERN = 'entries.v1';
 export const SHARDS_COUNT_HEADER = 'x-shards-count';
 
 /**
+ * The AMQP header the api sets on a message published for a request with an `Idempotency-Key`:
+ * when that key expires (epoch ms). Its presence marks a message whose entries may arrive again
+ * (a repeat of the request publishes the same ids), so the consumer looks them up in its ledger.
+ */
+export const IDEMPOTENCY_EXPIRES_HEADER = 'x-idempotency-expires';
+
+/**
  * A shard message holds at most this many entries: the consumer's PREFETCH counts deliveries, so
  * this bounds what a shard buffers in entries, whatever the requests look like.
  */
