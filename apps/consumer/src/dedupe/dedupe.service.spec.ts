@@ -175,10 +175,48 @@ describe('DedupeService', () => {
       const dayAndMore = new Date(clock.time - 25 * 60 * 60 * 1000);
       utimesSync(stale, dayAndMore, dayAndMore);
       const ticket = await dedupe.record('mine.jsonl', ['m'], 0);
-      dedupe.release(ticket.segment, 'settled');
+      const delivery = {};
+      dedupe.complete(ticket, [delivery]);
+      dedupe.release(delivery, 'settled');
       await dedupe.sweep();
       expect(readdirSync(join(dir, '.ledger'))).toHaveLength(1);
       await dedupe.onApplicationShutdown();
+      expect(readdirSync(join(dir, '.ledger'))).toEqual([]);
+    });
+  });
+
+  describe('holding records for the deliveries not yet settled', () => {
+    it('keeps a segment while a delivery whose entries it records is unsettled, deletes it after', async () => {
+      const [a, b] = [{}, {}];
+      const first = await dedupe.record('1.jsonl', ['x'], 0);
+      dedupe.complete(first, [a, b]);
+      const second = await dedupe.record('2.jsonl', ['y'], 0);
+      dedupe.complete(second, [a, a]);
+      expect(first.segment).toBe(second.segment);
+      dedupe.writer.rotateIfDue();
+      await clock.advance(60_000);
+      dedupe.writer.rotateIfDue();
+      dedupe.release(a, 'settled');
+      await dedupe.writer.deletions();
+      expect(readdirSync(join(dir, '.ledger'))).toHaveLength(1);
+      dedupe.release(b, 'settled');
+      await dedupe.writer.deletions();
+      expect(readdirSync(join(dir, '.ledger'))).toEqual([]);
+    });
+
+    it('keeps a day the records of a delivery lost before its ack, and of one settled before its batch completed', async () => {
+      const [lost, early] = [{}, {}];
+      const ticket = await dedupe.record('1.jsonl', ['x'], 0);
+      dedupe.release(early, 'lost');
+      dedupe.complete(ticket, [lost, early]);
+      dedupe.release(lost, 'lost');
+      await clock.advance(60_000);
+      dedupe.writer.rotateIfDue();
+      await dedupe.writer.deletions();
+      expect(readdirSync(join(dir, '.ledger'))).toHaveLength(1);
+      await clock.advance(24 * 60 * 60 * 1000);
+      await dedupe.sweep();
+      await dedupe.writer.deletions();
       expect(readdirSync(join(dir, '.ledger'))).toEqual([]);
     });
   });

@@ -42,6 +42,9 @@ export class DedupeService extends Dedupe implements OnModuleInit, OnApplication
   private readonly clock: DedupeClock;
   private readonly liveness: WriterLiveness;
   private timers: NodeJS.Timeout[] = [];
+  /** The segments each unsettled delivery's entries are recorded in. */
+  private readonly held = new WeakMap<object, OwnSegment[]>();
+  private readonly released = new WeakSet<object>();
 
   constructor(
     @Inject(consumerConfig.KEY) config: Pick<ConfigType<typeof consumerConfig>, 'dataOutputDir'>,
@@ -152,12 +155,31 @@ export class DedupeService extends Dedupe implements OnModuleInit, OnApplication
     return this.writer.abort(ticket as LedgerTicket);
   }
 
-  hold(segment: object): void {
-    this.writer.hold(segment as OwnSegment);
+  complete(ticket: DedupeTicket, holders: Iterable<object>): void {
+    const segment = (ticket as LedgerTicket).segment;
+    for (const holder of holders) {
+      if (this.released.has(holder)) {
+        // Settled before this batch completed (its delivery was dropped): it comes back, keep the record.
+        this.writer.hold(segment);
+        this.writer.release(segment, 'lost');
+        continue;
+      }
+      const held = this.held.get(holder);
+      if (held === undefined) this.held.set(holder, [segment]);
+      else if (held.includes(segment)) continue;
+      else held.push(segment);
+      this.writer.hold(segment);
+    }
+    // The ticket's own hold, taken when the record was appended, is handed over to the holders.
+    this.writer.release(segment, 'settled');
   }
 
-  release(segment: object, outcome: 'settled' | 'lost'): void {
-    this.writer.release(segment as OwnSegment, outcome);
+  release(holder: object, outcome: 'settled' | 'lost'): void {
+    this.released.add(holder);
+    const held = this.held.get(holder);
+    if (held === undefined) return;
+    this.held.delete(holder);
+    for (const segment of held) this.writer.release(segment, outcome);
   }
 
   /**

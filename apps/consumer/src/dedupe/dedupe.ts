@@ -42,12 +42,18 @@ export abstract class Dedupe {
   /** Records `file holds ids` in the ledger; call right before the rename that completes `file`. */
   abstract record(file: string, ids: readonly string[], exp: number): Promise<DedupeTicket>;
 
+  /**
+   * The recorded file is in place. Each of `holders` (the deliveries whose entries it holds) keeps
+   * the record until it is released: a delivery not yet acknowledged may come back.
+   */
+  abstract complete(ticket: DedupeTicket, holders: Iterable<object>): void;
+
   /** The recorded file will not appear (the rename failed or the batch gave up). */
   abstract abort(ticket: DedupeTicket): Promise<void>;
 
-  /** One more unsettled delivery has entries in the ticket's segment. */
-  abstract hold(segment: object): void;
-
-  /** A holder of the segment was acknowledged (`settled`), or its channel closed before the ack (`lost`). */
-  abstract release(segment: object, outcome: 'settled' | 'lost'): void;
+  /**
+   * A delivery settled: acknowledged (`settled`), or `lost` (its channel closed first, so it comes
+   * back later to any consumer, and its records stay a day).
+   */
+  abstract release(holder: object, outcome: 'settled' | 'lost'): void;
 }

@@ -29,7 +29,7 @@ export class DisabledDedupe extends Dedupe {
     return Promise.resolve();
   }
 
-  hold(): void {}
+  complete(): void {}
 
   release(): void {}
 }
