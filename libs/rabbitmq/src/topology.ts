@@ -45,3 +45,26 @@ export async function assertTopology(channel: Channel, topology: TopologyOptions
     await channel.bindQueue(queue, SHARD_EXCHANGE, queue);
   }
 }
+
+/**
+ * Declares the topology once per connection rather than once per channel: the first channel
+ * set up on a connection declares it, the others wait for that. A failed declaration is forgotten,
+ * so the next channel tries again.
+ */
+export class TopologyPerConnection {
+  private readonly declared = new WeakMap<object, Promise<void>>();
+
+  constructor(private readonly topology: TopologyOptions) {}
+
+  /** Resolves once the topology is declared on `channel`'s connection. */
+  ensure(channel: Channel): Promise<void> {
+    const connection = channel.connection as object;
+    let declared = this.declared.get(connection);
+    if (declared === undefined) {
+      declared = assertTopology(channel, this.topology);
+      this.declared.set(connection, declared);
+      declared.catch(() => this.declared.delete(connection));
+    }
+    return declared;
+  }
+}

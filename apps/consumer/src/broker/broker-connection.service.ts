@@ -7,7 +7,8 @@ import {
   connect,
 } from 'amqp-connection-manager';
 import { rabbitmqConfig } from '@app/config';
-import { BrokerOutageLog, HEARTBEAT_SECONDS, RECONNECT_SECONDS } from '@app/rabbitmq';
+import type { Channel } from 'amqplib';
+import { BrokerOutageLog, HEARTBEAT_SECONDS, RECONNECT_SECONDS, TopologyPerConnection } from '@app/rabbitmq';
 import { ConsumerMetrics } from '../metrics/consumer.metrics';
 
 /** The consumer's one connection to RabbitMQ; it reconnects by itself and every shard has a channel on it. */
@@ -15,6 +16,7 @@ import { ConsumerMetrics } from '../metrics/consumer.metrics';
 export class BrokerConnection implements OnModuleInit {
   private readonly logger = new Logger(BrokerConnection.name);
   private readonly outage: BrokerOutageLog;
+  private readonly topology: TopologyPerConnection;
   private manager?: AmqpConnectionManager;
   private closing?: Promise<void>;
 
@@ -23,6 +25,7 @@ export class BrokerConnection implements OnModuleInit {
     private readonly metrics: ConsumerMetrics,
   ) {
     this.outage = new BrokerOutageLog(this.logger, config.url, 'holding the batches unacknowledged');
+    this.topology = new TopologyPerConnection(config);
   }
 
   /** Starts connecting; not awaited, so the app runs (and /health says 503) while the broker is away. */
@@ -52,6 +55,11 @@ export class BrokerConnection implements OnModuleInit {
   createChannel(options: CreateChannelOpts): ChannelWrapper {
     if (this.manager === undefined) throw new Error('BrokerConnection used before module init');
     return this.manager.createChannel(options);
+  }
+
+  /** Resolves once the queues are declared on `channel`'s connection: once per connection, not per channel. */
+  ensureTopology(channel: Channel): Promise<void> {
+    return this.topology.ensure(channel);
   }
 
   /** Closes the connection; call after every channel is closed, or it can overtake their last acks. Idempotent. */

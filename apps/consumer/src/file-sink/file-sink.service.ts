@@ -6,6 +6,7 @@ import { hostname } from 'node:os';
 import { join, resolve, sep } from 'node:path';
 import { ConfigValidationError, consumerConfig } from '@app/config';
 import { describeError } from '@app/observability';
+import type { WriteControl } from '../worker-pool/worker-pool.types';
 import { DirectorySyncer } from './directory-syncer';
 
 /** Staged files wait here, on the same file system, until the rename makes them complete. */
@@ -19,12 +20,6 @@ export class SinkWriteAbortedError extends Error {
     super('batch write abandoned before commit');
     this.name = SinkWriteAbortedError.name;
   }
-}
-
-export interface SinkWriteControl {
-  signal: AbortSignal;
-  /** Called right before the rename, the point after which the batch will appear. */
-  commit(): void;
 }
 
 function isPidAlive(pid: number): boolean {
@@ -88,7 +83,7 @@ export class FileSinkService implements OnModuleInit {
    * Writes one complete batch file and resolves with its name once it is in place (and, with
    * SINK_FSYNC, on disk). Throws SinkWriteAbortedError if `signal` fired before the commit.
    */
-  async write(workerId: string, lines: readonly string[], control: SinkWriteControl): Promise<string> {
+  async write(workerId: string, lines: readonly string[], control: WriteControl): Promise<string> {
     // Paths joined by hand: both folders are resolved, and path.join's normalising showed in profiles.
     const name = `worker-${workerId}_${compactTime(Date.now())}_${this.processTag}-${++this.sequence}.jsonl`;
     const staged = `${this.staging}${sep}${this.host}~${process.pid}~${this.processTag}-${this.sequence}.tmp`;

@@ -24,12 +24,7 @@ export class ConsumerHealthIndicators {
    * whenever the broker connection is up and the folder writable.
    */
   shards() {
-    const consuming = this.supervisor.runtimes.filter((runtime) => runtime.isConsuming());
-    const notConsuming = this.supervisor.runtimes.filter((runtime) => !runtime.isConsuming());
-    return this.health.check('shards').up({
-      consuming: consuming.map((runtime) => runtime.shard),
-      notConsuming: notConsuming.map((runtime) => runtime.shard),
-    });
+    return this.health.check('shards').up(this.supervisor.consumingShards());
   }
 
   async outputFolder() {
