@@ -2,7 +2,7 @@ import { Inject, Injectable, Logger, type OnApplicationShutdown, type OnModuleIn
 import { type ConfigType } from '@nestjs/config';
 import { mkdir, stat } from 'node:fs/promises';
 import { resolve } from 'node:path';
-import { consumerConfig } from '@app/config';
+import { ConfigValidationError, consumerConfig } from '@app/config';
 import { IDEMPOTENCY_EXPIRES_HEADER } from '@app/contracts';
 import { describeError } from '@app/observability';
 import { type Admission, Dedupe, type DedupeTicket, type DeliveryFacts } from './dedupe';
@@ -46,6 +46,8 @@ export class DedupeService extends Dedupe implements OnModuleInit, OnApplication
   private readonly held = new WeakMap<object, OwnSegment[]>();
   private readonly released = new WeakSet<object>();
 
+  private readonly dataOutputDir: string;
+
   constructor(
     @Inject(consumerConfig.KEY) config: Pick<ConfigType<typeof consumerConfig>, 'dataOutputDir'>,
     @Optional() @Inject(DEDUPE_CLOCK) clock?: DedupeClock,
@@ -54,6 +56,7 @@ export class DedupeService extends Dedupe implements OnModuleInit, OnApplication
     super();
     this.clock = clock ?? SYSTEM_CLOCK;
     this.liveness = liveness ?? writerLiveness();
+    this.dataOutputDir = config.dataOutputDir;
     this.directory = resolve(config.dataOutputDir);
     this.ledgerDir = `${this.directory}/${LEDGER_FOLDER}`;
     this.index = new LedgerIndex(this.ledgerDir);
@@ -68,7 +71,15 @@ export class DedupeService extends Dedupe implements OnModuleInit, OnApplication
 
   /** Makes the ledger folder, deletes what writers that are gone left and can no longer matter, starts the timers. */
   async onModuleInit(): Promise<void> {
-    await mkdir(this.ledgerDir, { recursive: true });
+    try {
+      await mkdir(this.ledgerDir, { recursive: true });
+    } catch (error) {
+      throw new ConfigValidationError(
+        'DATA_OUTPUT_DIR',
+        this.dataOutputDir,
+        `expected a writable folder (${describeError(error)})`,
+      );
+    }
     await this.sweep();
     this.timers = [
       setInterval(() => this.writer.rotateIfDue(), ROTATE_CHECK_EVERY_MS),

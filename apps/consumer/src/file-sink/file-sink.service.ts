@@ -6,6 +6,7 @@ import { hostname } from 'node:os';
 import { join, resolve, sep } from 'node:path';
 import { ConfigValidationError, consumerConfig } from '@app/config';
 import { describeError } from '@app/observability';
+import { Dedupe, type DedupeTicket } from '../dedupe/dedupe';
 import type { WriteControl } from '../worker-pool/worker-pool.types';
 import { DirectorySyncer } from './directory-syncer';
 
@@ -20,6 +21,16 @@ export class SinkWriteAbortedError extends Error {
     super('batch write abandoned before commit');
     this.name = SinkWriteAbortedError.name;
   }
+}
+
+/** What the ledger records of a batch before its rename (docs/exactly-once.md). */
+export interface BatchRecord {
+  /** The ids of the batch's entries. */
+  ids: readonly string[];
+  /** The latest Idempotency-Key expiry among its deliveries (epoch ms), 0 without keys. */
+  exp: number;
+  /** Its deliveries: each keeps the record until it is acknowledged (or lost) and released. */
+  holders: readonly object[];
 }
 
 function isPidAlive(pid: number): boolean {
@@ -48,7 +59,10 @@ export class FileSinkService implements OnModuleInit {
   private sequence = 0;
   private writes = 0;
 
-  constructor(@Inject(consumerConfig.KEY) private readonly config: ConfigType<typeof consumerConfig>) {
+  constructor(
+    @Inject(consumerConfig.KEY) private readonly config: ConfigType<typeof consumerConfig>,
+    private readonly dedupe: Dedupe,
+  ) {
     this.directory = resolve(config.dataOutputDir);
     this.staging = join(this.directory, STAGING_FOLDER);
     this.syncer = new DirectorySyncer(this.directory);
@@ -81,9 +95,16 @@ export class FileSinkService implements OnModuleInit {
 
   /**
    * Writes one complete batch file and resolves with its name once it is in place (and, with
-   * SINK_FSYNC, on disk). Throws SinkWriteAbortedError if `signal` fired before the commit.
+   * SINK_FSYNC, on disk). Throws SinkWriteAbortedError if `signal` fired before the commit, and
+   * whatever `commit()` throws (the batch then does not appear). With `record`, the ledger holds
+   * `file holds ids` before the rename, and an abort line if the file then does not appear.
    */
-  async write(workerId: string, lines: readonly string[], control: WriteControl): Promise<string> {
+  async write(
+    workerId: string,
+    lines: readonly string[],
+    control: WriteControl,
+    record?: BatchRecord,
+  ): Promise<string> {
     // Paths joined by hand: both folders are resolved, and path.join's normalising showed in profiles.
     const name = `worker-${workerId}_${compactTime(Date.now())}_${this.processTag}-${++this.sequence}.jsonl`;
     const staged = `${this.staging}${sep}${this.host}~${process.pid}~${this.processTag}-${this.sequence}.tmp`;
@@ -95,10 +116,37 @@ export class FileSinkService implements OnModuleInit {
       await unlink(staged).catch(() => undefined);
       throw error;
     }
-    control.commit();
-    await rename(staged, `${this.directory}${sep}${name}`);
+    const ticket = record === undefined ? undefined : await this.recordOrUnstage(staged, name, record);
+    try {
+      control.commit();
+      await rename(staged, `${this.directory}${sep}${name}`);
+    } catch (error) {
+      await unlink(staged).catch(() => undefined);
+      if (ticket !== undefined) await this.abortRecord(ticket);
+      throw error;
+    }
+    if (ticket !== undefined) this.dedupe.complete(ticket, record?.holders ?? []);
     if (this.config.sinkFsync) await this.syncer.sync();
     return name;
+  }
+
+  /** Appends the ledger record of a staged batch; if that fails, the staged file goes and the write fails. */
+  private async recordOrUnstage(staged: string, name: string, record: BatchRecord): Promise<DedupeTicket> {
+    try {
+      return await this.dedupe.record(name, record.ids, record.exp);
+    } catch (error) {
+      await unlink(staged).catch(() => undefined);
+      throw error;
+    }
+  }
+
+  /** The recorded file will not appear: say so in the ledger (a failure only delays the rewrite by ~2 s). */
+  private async abortRecord(ticket: DedupeTicket): Promise<void> {
+    try {
+      await this.dedupe.abort(ticket);
+    } catch (error) {
+      this.logger.warn(`could not record the abort of ${ticket.file} in the ledger: ${describeError(error)}`);
+    }
   }
 
   /** FAULT_SINK_STALL_EVERY: every Nth write hangs until its worker's timeout aborts it. */
