@@ -8,9 +8,10 @@ export const ENTRIES_PATTERN = 'entries.v1';
 export const SHARDS_COUNT_HEADER = 'x-shards-count';
 
 /**
- * The AMQP header the api sets on a message published for a request with an `Idempotency-Key`:
- * when that key expires (epoch ms). Its presence marks a message whose entries may arrive again
- * (a repeat of the request publishes the same ids), so the consumer looks them up in its ledger.
+ * The AMQP header of a message the api published for a request with an `Idempotency-Key`: when
+ * the api forgets that key (ms since the epoch, an integer). Until then a repeat of the request may
+ * publish the same message again, with the same message id and the same entry ids; a message
+ * without it was published once. A later attempt of the same request carries a later time.
  */
 export const IDEMPOTENCY_EXPIRES_HEADER = 'x-idempotency-expires';
 
