@@ -13,6 +13,7 @@ import { readRuntimeConfig, runtimeConfig } from './runtime.config';
 describe('configuration', () => {
   it('has the contract defaults', () => {
     expect(readRabbitmqConfig({})).toEqual({
+      urls: ['amqp://guest:guest@localhost:5672'],
       url: 'amqp://guest:guest@localhost:5672',
       shardsCount: 5,
       queuePrefix: 'messages',
@@ -26,6 +27,8 @@ describe('configuration', () => {
       maxEntries: 10_000,
       publishTimeoutMs: 5_000,
       requestTimeoutMs: 30_000,
+      idempotencyTtlS: 86_400,
+      redisUrl: undefined,
     });
     expect(readConsumerConfig({})).toEqual({
       host: '0.0.0.0',
@@ -39,7 +42,6 @@ describe('configuration', () => {
       workerTimeoutMs: 10_000,
       prefetch: 200,
       sinkFsync: true,
-      faultSinkStallEvery: 0,
     });
     expect(readRuntimeConfig({})).toEqual({ shutdownTimeoutMs: 30_000, logFormat: 'pretty', logLevel: 'info' });
   });
@@ -50,12 +52,22 @@ describe('configuration', () => {
       queueType: 'quorum',
       queuePrefix: 'orders',
     });
+    expect(
+      readRabbitmqConfig({ RABBITMQ_URL: 'amqp://u:p@a:5672, amqps://u:p@b:5671 ,amqp://c', QUEUE_TYPE: 'quorum' }),
+    ).toMatchObject({
+      urls: ['amqp://u:p@a:5672', 'amqps://u:p@b:5671', 'amqp://c'],
+      url: 'amqp://u:p@a:5672',
+    });
     expect(readConsumerConfig({ CONSUMER_SHARDS: '3, 1,3', SINK_FSYNC: 'false', BATCH_SIZE: ' ' })).toMatchObject({
       shards: [1, 3],
       sinkFsync: false,
       batchSize: 5,
     });
     expect(readApiConfig({ API_TOKEN: 's3cret', API_PORT: '8080' })).toMatchObject({ token: 's3cret', port: 8080 });
+    expect(readApiConfig({ IDEMPOTENCY_TTL_S: '60', REDIS_URL: 'redis://127.0.0.1:6379/2' })).toMatchObject({
+      idempotencyTtlS: 60,
+      redisUrl: 'redis://127.0.0.1:6379/2',
+    });
   });
 
   it.each([
@@ -72,6 +84,22 @@ describe('configuration', () => {
       'Invalid RABBITMQ_URL="http://x": expected an amqp:// or amqps:// URL',
     ],
     [
+      () => readRabbitmqConfig({ RABBITMQ_URL: 'amqp://a:5672,http://b:5672', QUEUE_TYPE: 'quorum' }),
+      'Invalid RABBITMQ_URL="amqp://a:5672,http://b:5672": item 2 ("http://b:5672") is not an amqp:// or amqps:// URL',
+    ],
+    [
+      () => readRabbitmqConfig({ RABBITMQ_URL: 'amqp://a:5672,,amqp://b:5672', QUEUE_TYPE: 'quorum' }),
+      'item 2 ("") is not an amqp:// or amqps:// URL',
+    ],
+    [
+      () => readRabbitmqConfig({ RABBITMQ_URL: 'amqp://a:5672, amqp://a:5672', QUEUE_TYPE: 'quorum' }),
+      'item 2 ("amqp://a:5672") lists a node twice',
+    ],
+    [
+      () => readRabbitmqConfig({ RABBITMQ_URL: 'amqp://a:5672,amqp://b:5672' }),
+      'Invalid QUEUE_TYPE="classic": RABBITMQ_URL lists 2 nodes of a cluster, which needs quorum',
+    ],
+    [
       () => readRabbitmqConfig({ QUEUE_TYPE: 'stream' }),
       'Invalid QUEUE_TYPE="stream": expected one of classic, quorum',
     ],
@@ -81,6 +109,14 @@ describe('configuration', () => {
     [
       () => readApiConfig({ REQUEST_TIMEOUT_MS: '50' }),
       'Invalid REQUEST_TIMEOUT_MS="50": expected a whole number from 100 to 3600000',
+    ],
+    [
+      () => readApiConfig({ IDEMPOTENCY_TTL_S: '0' }),
+      'Invalid IDEMPOTENCY_TTL_S="0": expected a whole number from 1 to 2592000',
+    ],
+    [
+      () => readApiConfig({ REDIS_URL: 'localhost:6379' }),
+      'Invalid REDIS_URL="localhost:6379": expected a redis:// or rediss:// URL with a host',
     ],
     [
       () => readConsumerConfig({ WORKERS_MIN: '5' }),

@@ -2,12 +2,12 @@ import { Inject, Injectable, Logger, type OnApplicationBootstrap, type OnApplica
 import { type ConfigType } from '@nestjs/config';
 import type { Options } from 'amqp-connection-manager';
 import { apiConfig, rabbitmqConfig } from '@app/config';
-import { SHARDS_COUNT_HEADER, type WireEntry, encodeShardPackets } from '@app/contracts';
+import { IDEMPOTENCY_EXPIRES_HEADER, SHARDS_COUNT_HEADER, type WireEntry, encodeShardPackets } from '@app/contracts';
 import { describeError } from '@app/observability';
-import { BrokerOutageLog, HEARTBEAT_SECONDS, RECONNECT_SECONDS, SHARD_EXCHANGE } from '@app/rabbitmq';
+import { BrokerOutageLog, HEARTBEAT_SECONDS, RECONNECT_SECONDS, SHARD_EXCHANGE, nodeOrder } from '@app/rabbitmq';
 import { shardQueueName } from '@app/sharding';
 import { ApiMetrics } from '../metrics/api.metrics';
-import { ShardPublisherClient } from './shard-publisher.client';
+import { ShardPublisherClient, isPublishTimeout } from './shard-publisher.client';
 
 /** The broker did not take a message: it is unreachable, it refused, or it did not confirm in time. */
 export class BrokerUnavailableError extends Error {
@@ -17,7 +17,18 @@ export class BrokerUnavailableError extends Error {
   }
 }
 
-/** Publishes shard messages through a Nest ClientProxy and resolves only on the broker's confirm. */
+/** What fixes the messages of a request with an Idempotency-Key: their ids and when the key expires. */
+export interface KeyedPublish {
+  ids: { messageId(shard: number, part: number): string };
+  /** ms since the epoch, sent as the x-idempotency-expires header. */
+  expiresAt: number;
+}
+
+/**
+ * Publishes shard messages through a Nest ClientProxy and resolves only on the broker's confirm.
+ * On a cluster its one connection starts at a random node of RABBITMQ_URL and moves to the next in
+ * turn when its node goes (nodeOrder, docs/cluster.md).
+ */
 @Injectable()
 export class ShardPublisher implements OnApplicationBootstrap, OnApplicationShutdown {
   private readonly logger = new Logger(ShardPublisher.name);
@@ -36,7 +47,7 @@ export class ShardPublisher implements OnApplicationBootstrap, OnApplicationShut
   ) {
     this.client = new ShardPublisherClient(
       {
-        urls: [rabbitmq.url],
+        urls: nodeOrder(rabbitmq.urls),
         // The pattern is the routing key: the shard queue's name on a direct exchange.
         wildcards: true,
         exchange: SHARD_EXCHANGE,
@@ -49,16 +60,18 @@ export class ShardPublisher implements OnApplicationBootstrap, OnApplicationShut
       },
       rabbitmq,
     );
-    this.outage = new BrokerOutageLog(this.logger, rabbitmq.url, 'answering 503');
-    this.client.on('connect', () => {
+    this.outage = new BrokerOutageLog(this.logger, rabbitmq.urls, 'answering 503');
+    this.client.on('connect', (event?: { url?: unknown }) => {
       this.lastTimeoutAt = 0;
-      this.outage.restored();
+      this.outage.restored(typeof event?.url === 'string' ? event.url : undefined);
       metrics.broker.connected();
     });
     this.client.on('disconnect', (event?: { err?: unknown }) => {
       metrics.broker.disconnected();
-      this.outage.lost(event?.err);
+      // A recycle after a nack closes the connection on purpose; the client logged why.
+      if (!this.client.isRecycling()) this.outage.lost(event?.err);
     });
+    this.client.onConnectFailed(({ err, url }) => this.outage.lost(err, typeof url === 'string' ? url : undefined));
   }
 
   onApplicationBootstrap(): void {
@@ -96,9 +109,10 @@ export class ShardPublisher implements OnApplicationBootstrap, OnApplicationShut
    * Publishes the entries of one shard, in order, as one message or several (at most
    * SHARD_MESSAGE_MAX_ENTRIES entries and SHARD_MESSAGE_MAX_BYTES each, so that the consumer's
    * PREFETCH bounds what it holds in entries), and resolves once the broker has confirmed every one
-   * to disk; rejects with BrokerUnavailableError.
+   * to disk; rejects with BrokerUnavailableError. A `keyed` request's messages get the ids its key
+   * fixes and the x-idempotency-expires header; others get random ids and no such header.
    */
-  async publish(shard: number, entries: WireEntry[]): Promise<void> {
+  async publish(shard: number, entries: WireEntry[], keyed?: KeyedPublish): Promise<void> {
     if (!this.client.isReady()) {
       throw new BrokerUnavailableError('RabbitMQ is not reachable; nothing was published');
     }
@@ -106,18 +120,29 @@ export class ShardPublisher implements OnApplicationBootstrap, OnApplicationShut
     const options = {
       persistent: true,
       contentType: 'application/json',
-      headers: { [SHARDS_COUNT_HEADER]: this.rabbitmq.shardsCount },
+      headers:
+        keyed === undefined
+          ? { [SHARDS_COUNT_HEADER]: this.rabbitmq.shardsCount }
+          : { [SHARDS_COUNT_HEADER]: this.rabbitmq.shardsCount, [IDEMPOTENCY_EXPIRES_HEADER]: keyed.expiresAt },
       // amqp-connection-manager's publish timeout: past it the publish rejects with "timeout" and
       // the message leaves its send queue, whether or not the broker was reached.
       timeout: this.api.publishTimeoutMs,
     };
     await Promise.all(
-      encodeShardPackets(shard, entries).map((content) => this.publishOne(shard, routingKey, content, options)),
+      encodeShardPackets(shard, entries).map((content, part) =>
+        this.publishOne(shard, routingKey, content, options, keyed?.ids.messageId(shard, part)),
+      ),
     );
   }
 
-  private async publishOne(shard: number, routingKey: string, content: Buffer, options: Options.Publish) {
-    const confirmed = this.client.dispatchConfirmed(routingKey, content, options);
+  private async publishOne(
+    shard: number,
+    routingKey: string,
+    content: Buffer,
+    options: Options.Publish,
+    messageId: string | undefined,
+  ) {
+    const confirmed = this.client.dispatchConfirmed(routingKey, content, options, messageId);
     this.inFlight.add(confirmed);
     const timer = this.metrics.publishConfirmSeconds.startTimer();
     try {
@@ -126,7 +151,7 @@ export class ShardPublisher implements OnApplicationBootstrap, OnApplicationShut
       this.lastConfirmAt = Date.now();
     } catch (error) {
       timer({ outcome: 'failed' });
-      if (isTimeout(error)) this.lastTimeoutAt = Date.now();
+      if (isPublishTimeout(error)) this.lastTimeoutAt = Date.now();
       const message = `RabbitMQ did not confirm the entries of shard ${shard}: ${this.describe(error)}`;
       throw new BrokerUnavailableError(message, { cause: error });
     } finally {
@@ -135,14 +160,9 @@ export class ShardPublisher implements OnApplicationBootstrap, OnApplicationShut
   }
 
   private describe(error: unknown): string {
-    if (isTimeout(error)) {
+    if (isPublishTimeout(error)) {
       return `no confirm within ${this.api.publishTimeoutMs} ms`;
     }
     return describeError(error);
   }
-}
-
-/** amqp-connection-manager's publish timeout rejects with a plain `Error('timeout')`. */
-function isTimeout(error: unknown): boolean {
-  return error instanceof Error && error.message === 'timeout';
 }

@@ -52,6 +52,10 @@ export class ShardChannel {
   private settingUp: Promise<void> = Promise.resolve();
   /** Set by the first channel error, cleared once consuming: a failure is explained once, not per retry. */
   private failing = false;
+  /** pause() holds the consumer off until this timer fires. */
+  private resumeTimer?: NodeJS.Timeout;
+  /** When the queue last lost its consumer (or the channel was created); undefined while consuming. */
+  private withoutConsumerSince: number | undefined = Date.now();
 
   constructor(
     private readonly connection: ChannelSource,
@@ -86,6 +90,34 @@ export class ShardChannel {
     return this.current?.consumerTag !== undefined;
   }
 
+  /** Milliseconds the queue has been without a consumer; 0 while consuming. */
+  msWithoutConsumer(now = Date.now()): number {
+    return this.withoutConsumerSince === undefined ? 0 : now - this.withoutConsumerSince;
+  }
+
+  /**
+   * Cancels the consumer and consumes again `ms` later (on whatever channel is open then); the
+   * deliveries in hand are settled as usual. A pause under way is not extended.
+   */
+  pause(ms: number): void {
+    if (this.resumeTimer !== undefined || this.stopping) return;
+    this.resumeTimer = setTimeout(() => {
+      this.resumeTimer = undefined;
+      const open = this.current;
+      if (this.stopping || open === undefined || open.consumerTag !== undefined) return;
+      this.consume(open).catch((error: Error) => this.logError(error));
+    }, ms);
+    const open = this.current;
+    const tag = open?.consumerTag;
+    if (open === undefined || tag === undefined) return;
+    this.lostConsumer(open);
+    open.channel
+      .cancel(tag)
+      .catch((error: unknown) =>
+        this.logger.warn(`could not cancel the consumer of ${this.options.queue}: ${describeError(error)}`),
+      );
+  }
+
   /** Whether `generation` is the open channel's: only then can its deliveries be settled. */
   isCurrent(generation: number): boolean {
     return this.current?.generation === generation;
@@ -108,13 +140,14 @@ export class ShardChannel {
   async stopConsuming(): Promise<void> {
     this.stopping = true;
     clearTimeout(this.reopenTimer);
+    clearTimeout(this.resumeTimer);
     // A setup under way sees `stopping` and cancels its own consumer; wait for it.
     await this.settingUp;
     const open = this.current;
     if (open?.consumerTag === undefined) return;
     try {
       await open.channel.cancel(open.consumerTag);
-      open.consumerTag = undefined;
+      this.lostConsumer(open);
     } catch (error) {
       this.logger.warn(`could not cancel the consumer of ${this.options.queue}: ${describeError(error)}`);
     }
@@ -124,6 +157,7 @@ export class ShardChannel {
   async close(): Promise<void> {
     this.stopping = true;
     clearTimeout(this.reopenTimer);
+    clearTimeout(this.resumeTimer);
     await this.wrapper?.close();
   }
 
@@ -144,33 +178,46 @@ export class ShardChannel {
 
   /** Runs on every new channel: a new generation, the topology (once per connection), the prefetch, the consumer. */
   private async setup(channel: Channel): Promise<void> {
-    const generation = ++this.generation;
-    this.current = { channel, generation };
+    const open: OpenChannel = { channel, generation: ++this.generation };
+    this.current = open;
     channel.on('error', (error: Error) => this.logError(error));
-    channel.on('close', () => this.onClosed(generation));
+    channel.on('close', () => this.onClosed(open.generation));
     try {
       await this.connection.ensureTopology(channel);
       await channel.prefetch(this.options.prefetch);
-      if (this.stopping) return;
-      const { consumerTag } = await channel.consume(
-        this.options.queue,
-        (message) => this.onMessage(message, channel, generation),
-        { noAck: false },
-      );
-      if (this.stopping) {
-        // stopConsuming() began while the consumer was being set up: it waits for this cancel.
-        await channel.cancel(consumerTag);
-        return;
-      }
-      if (this.current?.generation === generation) this.current.consumerTag = consumerTag;
+      // While paused, the resume timer starts the consumer.
+      if (this.resumeTimer === undefined) await this.consume(open);
     } catch (error) {
       // The declaration may have failed on another channel of the connection, leaving this one
       // open without a consumer: close it, so that the reopen below tries again.
       channel.close().catch(() => undefined);
       throw error;
     }
+  }
+
+  private async consume(open: OpenChannel): Promise<void> {
+    if (this.stopping) return;
+    const { channel, generation } = open;
+    const { consumerTag } = await channel.consume(
+      this.options.queue,
+      (message) => this.onMessage(message, channel, generation),
+      { noAck: false },
+    );
+    if (this.stopping) {
+      // stopConsuming() began while the consumer was being set up: it waits for this cancel.
+      await channel.cancel(consumerTag);
+      return;
+    }
+    if (this.current !== open) return;
+    open.consumerTag = consumerTag;
+    this.withoutConsumerSince = undefined;
     this.failing = false;
     this.logger.log(`consuming ${this.options.queue}`);
+  }
+
+  private lostConsumer(open: OpenChannel): void {
+    open.consumerTag = undefined;
+    this.withoutConsumerSince ??= Date.now();
   }
 
   private onMessage(message: ConsumeMessage | null, channel: Channel, generation: number): void {
@@ -196,7 +243,9 @@ export class ShardChannel {
   }
 
   private onClosed(generation: number): void {
-    if (generation !== this.current?.generation) return;
+    const open = this.current;
+    if (open === undefined || generation !== open.generation) return;
+    this.lostConsumer(open);
     this.current = undefined;
     this.handlers.closed(generation);
     this.scheduleReopen();
@@ -215,14 +264,10 @@ export class ShardChannel {
         if (this.failing) this.logger.debug(`reopening the channel of ${this.options.queue}`);
         else this.logger.warn(`reopening the channel of ${this.options.queue}`);
         const stale = this.wrapper;
-        this.openChannelAgain(stale);
+        this.open();
+        stale?.close().catch((error: unknown) => this.logger.warn(`closing a stale channel: ${describeError(error)}`));
       },
       this.options.reopenMs ?? RECONNECT_SECONDS * 1000 + 500,
     );
-  }
-
-  private openChannelAgain(stale: Pick<ChannelWrapper, 'close'> | undefined): void {
-    this.open();
-    stale?.close().catch((error: unknown) => this.logger.warn(`closing a stale channel: ${describeError(error)}`));
   }
 }

@@ -6,13 +6,14 @@ import { Registry } from 'prom-client';
 import type { ConsumerConfig, RabbitmqConfig } from '@app/config';
 import { IDEMPOTENCY_EXPIRES_HEADER, SHARDS_COUNT_HEADER, type WireEntry, encodeShardPacket } from '@app/contracts';
 import { RECONNECT_SECONDS } from '@app/rabbitmq';
+import { shardOf } from '@app/sharding';
 import { type Admission, Dedupe, type DedupeTicket, type DeliveryFacts } from '../dedupe/dedupe';
 import type { InFlightOutcome } from '../dedupe/in-flight-ids';
 import type { BatchRecord } from '../file-sink/file-sink.service';
 import { ConsumerMetrics } from '../metrics/consumer.metrics';
 import type { WriteControl } from '../worker-pool/worker-pool.types';
 import type { ChannelSource } from './shard-channel';
-import { ShardRuntime, StaleDeliveryError } from './shard-runtime';
+import { NO_CONSUMER_GRACE_MS, SHARD_MISMATCH_RETRY_MS, ShardRuntime, StaleDeliveryError } from './shard-runtime';
 
 const REOPEN_MS = RECONNECT_SECONDS * 1000 + 500;
 const SHARDS = 1;
@@ -23,6 +24,7 @@ class FakeChannel extends EventEmitter {
   readonly nacked: Array<{ tag: number; requeue: boolean }> = [];
   readonly cancelled: string[] = [];
   prefetched?: number;
+  consumers = 0;
   closed = false;
   private onMessage?: (message: ConsumeMessage | null) => void;
   private nextTag = 0;
@@ -37,6 +39,7 @@ class FakeChannel extends EventEmitter {
 
   async consume(_queue: string, onMessage: (message: ConsumeMessage | null) => void) {
     this.onMessage = onMessage;
+    this.consumers++;
     return { consumerTag: 'ctag' };
   }
 
@@ -60,7 +63,7 @@ class FakeChannel extends EventEmitter {
   /** Delivers one message of `entries` (or raw bytes); returns its delivery tag. */
   deliver(
     entries: WireEntry[] | Buffer,
-    shardsCount = SHARDS,
+    shardsCount: number | null = SHARDS,
     { redelivered = false, headers = {} }: { redelivered?: boolean; headers?: Record<string, unknown> } = {},
   ): number {
     const deliveryTag = ++this.nextTag;
@@ -68,7 +71,7 @@ class FakeChannel extends EventEmitter {
     this.onMessage?.({
       content,
       fields: { deliveryTag, redelivered, exchange: '', routingKey: 'q', consumerTag: 'ctag' },
-      properties: { headers: { [SHARDS_COUNT_HEADER]: shardsCount, ...headers } },
+      properties: { headers: { ...(shardsCount === null ? {} : { [SHARDS_COUNT_HEADER]: shardsCount }), ...headers } },
     } as unknown as ConsumeMessage);
     return deliveryTag;
   }
@@ -196,12 +199,12 @@ function entries(count: number): WireEntry[] {
   return Array.from({ length: count }, () => ({ id: `id-${++nextId}`, timestamp: '2019-10-12T07:20:50.52Z' }));
 }
 
-function setup(options: { batchSize?: number; prefetch?: number; flushMs?: number } = {}) {
+function setup(options: { batchSize?: number; prefetch?: number; flushMs?: number; shardsCount?: number } = {}) {
   const connection = new FakeConnection();
   const sink = fakeSink();
   const dedupe = new FakeDedupe();
   const runtime = new ShardRuntime(0, {
-    rabbitmq: { queuePrefix: 'unit', shardsCount: SHARDS } as RabbitmqConfig,
+    rabbitmq: { queuePrefix: 'unit', shardsCount: options.shardsCount ?? SHARDS } as RabbitmqConfig,
     consumer: {
       prefetch: options.prefetch ?? 50,
       workersMin: 1,
@@ -399,6 +402,63 @@ describe('ShardRuntime with a fake channel: the ack rules', () => {
     await sink.calls[0].finish();
     await stopped;
     expect(channel.acked).toEqual([tag]);
+    await runtime.close();
+  });
+
+  describe('a SHARDS_COUNT disagreement', () => {
+    it('puts back a message sent with another count, stops consuming, says why, and tries again later', async () => {
+      const { connection, sink, runtime } = setup();
+      const channel = await connection.connect();
+      const tag = channel.deliver(entries(1), 10);
+      await jest.advanceTimersByTimeAsync(0);
+
+      expect(channel.nacked).toEqual([{ tag, requeue: true }]);
+      expect(channel.cancelled).toEqual(['ctag']);
+      expect(runtime.isConsuming()).toBe(false);
+      expect(runtime.problem()).toMatch(/SHARDS_COUNT=10.*SHARDS_COUNT=1/);
+      expect(jest.mocked(Logger.prototype.error).mock.calls.flat().join('\n')).toMatch(
+        /SHARDS_COUNT=10.*SHARDS_COUNT=1/,
+      );
+      await jest.advanceTimersByTimeAsync(SHARD_MISMATCH_RETRY_MS - 1);
+      expect(sink.calls).toHaveLength(0);
+      expect(channel.consumers).toBe(1);
+
+      await jest.advanceTimersByTimeAsync(1);
+      expect(channel.consumers).toBe(2);
+      expect(runtime.isConsuming()).toBe(true);
+      // Until a fitting delivery comes, the disagreement stands.
+      expect(runtime.problem()).toMatch(/SHARDS_COUNT/);
+      channel.deliver(entries(1));
+      expect(runtime.problem()).toBeUndefined();
+      await runtime.close();
+    });
+
+    it('puts back, and neither writes nor dead-letters, a message whose entry belongs to another shard', async () => {
+      const { connection, sink, runtime } = setup({ shardsCount: 2 });
+      const channel = await connection.connect();
+      const odd = { id: 'odd', timestamp: '2019-10-12T08:10:51Z' };
+      expect(shardOf(odd.timestamp, 2)).toBe(1);
+      const tag = channel.deliver([odd], null);
+      await jest.advanceTimersByTimeAsync(2_000);
+      expect(channel.nacked).toEqual([{ tag, requeue: true }]);
+      expect(sink.calls).toHaveLength(0);
+      expect(runtime.isConsuming()).toBe(false);
+      expect(runtime.problem()).toMatch(/belongs to shard 1 of 2, not 0.*SHARDS_COUNT=2/);
+      await runtime.close();
+    });
+  });
+
+  it('reports a shard without a consumer only after the 5 s grace', async () => {
+    const { connection, runtime } = setup();
+    const channel = await connection.connect();
+    expect(runtime.problem()).toBeUndefined();
+    channel.closeByBroker();
+    await jest.advanceTimersByTimeAsync(NO_CONSUMER_GRACE_MS);
+    expect(runtime.problem()).toBeUndefined();
+    await jest.advanceTimersByTimeAsync(1_000);
+    expect(runtime.problem()).toMatch(/shard 0 has had no consumer on unit\.shard\.0 for 6 s/);
+    await connection.connect();
+    expect(runtime.problem()).toBeUndefined();
     await runtime.close();
   });
 });

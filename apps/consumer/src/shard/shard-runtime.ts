@@ -1,7 +1,14 @@
 import { Logger } from '@nestjs/common';
 import type { ConsumeMessage, Message } from 'amqplib';
 import type { ConsumerConfig, RabbitmqConfig } from '@app/config';
-import { PermanentMessageError, type WireEntry, decodeShardPacket, encodeEntryLine } from '@app/contracts';
+import {
+  PermanentMessageError,
+  SHARDS_COUNT_HEADER,
+  ShardMismatchError,
+  type WireEntry,
+  decodeShardPacket,
+  encodeEntryLine,
+} from '@app/contracts';
 import { describeError, logEvent } from '@app/observability';
 import { shardQueueName } from '@app/sharding';
 import type { BatchBufferOptions } from '../batch/batch-buffer';
@@ -51,6 +58,11 @@ export interface ShardRuntimeDeps {
 
 const EMPTY = Buffer.alloc(0);
 
+/** A shard may be without a consumer this long (its channel reopening) before /health says so. */
+export const NO_CONSUMER_GRACE_MS = 5_000;
+/** After a SHARDS_COUNT disagreement, the shard tries consuming again this often. */
+export const SHARD_MISMATCH_RETRY_MS = 7_000;
+
 /**
  * One shard: decode each delivery (dead-letter what can never decode), hand its entries to the
  * worker pool, and ack the delivery once the last of its entries is in a complete file, on the
@@ -65,6 +77,8 @@ export class ShardRuntime {
   private closed?: Promise<void>;
   /** Lookups under way (redelivered or keyed deliveries), which stop() lets finish before the drain. */
   private readonly admissions = new Set<Promise<void>>();
+  /** Set while the apps disagree on SHARDS_COUNT (the shard does not consume); cleared by a good delivery. */
+  private mismatch?: string;
 
   constructor(
     readonly shard: number,
@@ -104,6 +118,17 @@ export class ShardRuntime {
     return this.channel.isConsuming();
   }
 
+  /**
+   * What keeps this shard from being healthy, if anything: a SHARDS_COUNT disagreement, or no
+   * consumer for longer than NO_CONSUMER_GRACE_MS.
+   */
+  problem(now = Date.now()): string | undefined {
+    if (this.mismatch !== undefined) return this.mismatch;
+    const ms = this.channel.msWithoutConsumer(now);
+    if (ms <= NO_CONSUMER_GRACE_MS) return undefined;
+    return `shard ${this.shard} has had no consumer on ${this.queue} for ${Math.floor(ms / 1000)} s`;
+  }
+
   /** The shard's workers, live ones first, as `GET /workers` shows them. */
   workerHistory(): WorkerRecord[] {
     return this.pool.history();
@@ -135,10 +160,24 @@ export class ShardRuntime {
   }
 
   private onDelivery(message: ConsumeMessage, generation: number): void {
+    const ours = this.deps.rabbitmq.shardsCount;
+    const sent: unknown = message.properties.headers?.[SHARDS_COUNT_HEADER];
+    if (sent !== undefined && Number(sent) !== ours) {
+      this.onShardMismatch(message, generation, `a message was published with SHARDS_COUNT=${JSON.stringify(sent)}`);
+      return;
+    }
     let entries: WireEntry[];
     try {
-      entries = decodeShardPacket(message.content, this.shard, this.deps.rabbitmq.shardsCount);
+      entries = decodeShardPacket(message.content, this.shard, ours);
     } catch (error) {
+      if (error instanceof ShardMismatchError) {
+        this.onShardMismatch(
+          message,
+          generation,
+          `${error.message} (its SHARDS_COUNT header: ${JSON.stringify(sent) ?? 'none'})`,
+        );
+        return;
+      }
       // Anything the edge cannot decode would fail the same way on every redelivery.
       const reason = error instanceof PermanentMessageError ? error.message : `cannot decode: ${describeError(error)}`;
       this.logger.error(`dead-lettering a delivery of ${this.queue}: ${reason}`);
@@ -146,6 +185,8 @@ export class ShardRuntime {
       this.deps.metrics.deadLettered.inc({ shard: String(this.shard) });
       return;
     }
+    // A fitting delivery from a live consumer (not one still in hand from before a pause): the counts agree again.
+    if (this.channel.isConsuming()) this.mismatch = undefined;
     const { dedupe } = this.deps;
     const delivery: Delivery = {
       message: { fields: message.fields, properties: message.properties, content: EMPTY },
@@ -212,6 +253,27 @@ export class ShardRuntime {
       .catch((error: unknown) =>
         this.logger.error(`acknowledging a delivery of ${this.queue}: ${describeError(error)}`),
       );
+  }
+
+  /**
+   * The apps disagree on SHARDS_COUNT: writing the entries would put them in the wrong shard's
+   * files, and they are not poison either. The delivery goes back to its queue and the shard
+   * stops consuming for a while; /health says why until a delivery fits again.
+   */
+  private onShardMismatch(message: ConsumeMessage, generation: number, detail: string): void {
+    const ours = this.deps.rabbitmq.shardsCount;
+    const reason = `SHARDS_COUNT disagreement on ${this.queue}: ${detail}, this consumer has SHARDS_COUNT=${ours}`;
+    this.channel.nack(message, generation, true);
+    if (this.mismatch === undefined) {
+      this.logger.error(
+        `${reason}; the delivery goes back to its queue and shard ${this.shard} stops consuming, ` +
+          `trying again every ${SHARD_MISMATCH_RETRY_MS / 1000} s`,
+      );
+    } else {
+      this.logger.debug(reason);
+    }
+    this.mismatch = reason;
+    this.channel.pause(SHARD_MISMATCH_RETRY_MS);
   }
 
   /** Its deliveries are back in the queue: writing their buffered entries now would only duplicate them. */

@@ -57,6 +57,12 @@ export class ShardSupervisor implements OnApplicationBootstrap, BeforeApplicatio
     return this.runtimes.map((runtime) => ({ shard: runtime.shard, workers: runtime.workerHistory() }));
   }
 
+  /** What keeps shards from being healthy: SHARDS_COUNT disagreements, shards without a consumer past the grace time. */
+  shardProblems(): string[] {
+    const now = Date.now();
+    return this.runtimes.flatMap((runtime) => runtime.problem(now) ?? []);
+  }
+
   /** The shards of CONSUMER_SHARDS that have a live consumer right now, and those that have none. */
   consumingShards(): { consuming: number[]; notConsuming: number[] } {
     const consuming: number[] = [];

@@ -11,6 +11,7 @@ import { ConsumerMetrics } from '../metrics/consumer.metrics';
 import { ConsumerMetricsModule } from '../metrics/consumer-metrics.module';
 import { Dedupe } from '../dedupe/dedupe';
 import { DedupeModule } from '../dedupe/dedupe.module';
+import { ExtraShardQueuesWatch } from './extra-shard-queues.watch';
 import { ShardRuntime } from './shard-runtime';
 import { SHARD_RUNTIME_FACTORY, ShardSupervisor, type ShardRuntimeFactory } from './shard-supervisor.service';
 
@@ -47,7 +48,8 @@ import { SHARD_RUNTIME_FACTORY, ShardSupervisor, type ShardRuntimeFactory } from
       ],
     },
     ShardSupervisor,
+    ExtraShardQueuesWatch,
   ],
-  exports: [ShardSupervisor],
+  exports: [ShardSupervisor, ExtraShardQueuesWatch],
 })
 export class ShardModule {}
