@@ -97,6 +97,8 @@ describe('the broker goes away while clients keep posting', () => {
       });
       expectOnlyConfirmedOrRetryable(load);
       expect(ids.every((id) => counts.has(id))).toBe(true);
+      // Exactly once: the consumer's batches of the closed channel are not completed (docs/exactly-once.md).
+      expect(duplicates(counts).extraCopies).toBe(0);
       // Recovered by themselves: the processes that lost the broker are the ones answering now.
       expect(api.app.running && consumer.app.running).toBe(true);
       expect(api.app.logs).toContain('connected to RabbitMQ again');

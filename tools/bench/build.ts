@@ -18,10 +18,16 @@ export interface BenchBuild {
   consumerMain: string;
   apiBaseline: string;
   drainBaseline: string;
+  /** The consumer with its Dedupe provider overridden (disabled), to measure what exactly-once costs. */
+  consumerNoDedupe: string;
   remove(): void;
 }
 
-const BASELINES = ['tools/bench/baselines/api-baseline.ts', 'tools/bench/baselines/drain-baseline.ts'];
+const BASELINES = [
+  'tools/bench/baselines/api-baseline.ts',
+  'tools/bench/baselines/drain-baseline.ts',
+  'tools/bench/baselines/consumer-no-dedupe.ts',
+];
 
 export interface PrepareOptions {
   /** Names the folder; the process id by default. */
@@ -52,6 +58,7 @@ export function prepareBuild({
       consumerMain: join(dir, 'consumer', 'main.js'),
       apiBaseline: join(dir, 'js', 'tools', 'bench', 'baselines', 'api-baseline.js'),
       drainBaseline: join(dir, 'js', 'tools', 'bench', 'baselines', 'drain-baseline.js'),
+      consumerNoDedupe: join(dir, 'js', 'tools', 'bench', 'baselines', 'consumer-no-dedupe.js'),
       remove,
     };
   } catch (error) {

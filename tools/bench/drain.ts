@@ -6,7 +6,8 @@ import type { BenchBuild } from './build';
 import type { Cleanup } from './cleanup';
 import { BenchProcess } from './processes';
 
-export type DrainTarget = 'consumer' | 'baseline';
+/** `consumer-no-dedupe`: the consumer with its Dedupe provider overridden (--dedupe-off), for its cost. */
+export type DrainTarget = 'consumer' | 'consumer-no-dedupe' | 'baseline';
 
 export interface DrainCase {
   fsync: boolean;
@@ -56,8 +57,9 @@ function start(
   env: Record<string, string>,
   { build, cleanup, cpuProfDir }: DrainOptions,
 ): { child: BenchProcess; processed: () => Promise<number> } {
-  if (target === 'consumer') {
-    const child = BenchProcess.start({ name: 'consumer', args: [build.consumerMain], env, cleanup, cpuProfDir });
+  if (target !== 'baseline') {
+    const main = target === 'consumer' ? build.consumerMain : build.consumerNoDedupe;
+    const child = BenchProcess.start({ name: target, args: [main], env, cleanup, cpuProfDir });
     const processed = async () => {
       const { shards } = await fetchWorkers(`http://127.0.0.1:${env.CONSUMER_PORT}`);
       return shards.flatMap((s) => s.workers).reduce((sum, w) => sum + w.processed, 0);

@@ -10,6 +10,7 @@
  *                    [--backlog 200000] [--cases fsync:5,fsync:500,nofsync:5,nofsync:500]
  *                    [--e2e-seconds 30] [--e2e-rate 200] [--e2e-per-request 10]
  *                    [--cpu-prof <dir>] [--compare <api main.js>] [--out <file.md>] [--no-write]
+ *                    [--dedupe-off]           # drain also with the consumer's dedupe disabled
  *                    [--keys memory,redis]   # ingest again with an Idempotency-Key on every request
  *   npm run bench:api                     # = npm run bench -- --only ingest --sizes 100 --rounds 1
  *   npm run bench:drain                   # = npm run bench -- --only drain --rounds 1
@@ -20,7 +21,7 @@ import { readConsumerConfig } from '@app/config';
 import { ROOT } from './build';
 import { Cleanup } from './cleanup';
 import { type DrainCase } from './drain';
-import { rows, summarise, summaryTable, targetsFor, writeReport } from './report';
+import { dedupeCost, rows, summarise, summaryTable, targetsFor, writeReport } from './report';
 import { type BenchOptions, PHASES, type Phase, runBench } from './run';
 
 const { values: args } = parseArgs({
@@ -42,6 +43,7 @@ const { values: args } = parseArgs({
     keys: { type: 'string' },
     out: { type: 'string' },
     'no-write': { type: 'boolean', default: false },
+    'dedupe-off': { type: 'boolean', default: false },
     // The flag of the old bench-api.ts and bench-drain.ts, which meant a different thing in each.
     entries: { type: 'string' },
   },
@@ -95,6 +97,7 @@ function options(): BenchOptions {
     drain: {
       entries: number('backlog', args.backlog, quick ? 50_000 : 200_000),
       cases: args.cases.split(',').map(parseCase),
+      dedupeOff: args['dedupe-off'],
     },
     endToEnd: {
       entriesPerSecond: number('e2e-rate', args['e2e-rate'], 200),
@@ -121,6 +124,7 @@ async function main(): Promise<void> {
   const results = await runBench(options(), cleanup, command());
   const targets = targetsFor(readConsumerConfig().batchFlushMs);
   console.log(`\n${summaryTable(rows(summarise(results), targets))}`);
+  for (const line of dedupeCost(results)) console.log(line);
   console.log(`\n${(results.seconds / 60).toFixed(1)} minutes`);
   // A quick or partial run is a look, not a record: it leaves the committed figures alone.
   const partial = args.quick || args.only !== undefined;

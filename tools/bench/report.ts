@@ -277,7 +277,11 @@ function detailTables(results: BenchResults): string {
         ['>round', 'writer', 'case', '>entries/s', '>CPU µs/entry', '>wall s (boot included)', '>peak RSS MB'],
         results.drain.map((f) => [
           String(f.round ?? ''),
-          f.target === 'consumer' ? 'consumer' : 'plain loop',
+          f.target === 'consumer'
+            ? 'consumer'
+            : f.target === 'consumer-no-dedupe'
+              ? 'consumer, dedupe off'
+              : 'plain loop',
           drainLabel(f),
           int(f.entriesPerSecond),
           f.cpuUsPerEntry === undefined ? '?' : f.cpuUsPerEntry.toFixed(1),
@@ -340,4 +344,22 @@ export async function writeReport(
   await mkdir(dirname(svgPath), { recursive: true });
   await writeFile(svgPath, chartSvg(summarise(results), targets, caption));
   await writeFile(markdownPath, renderDocument(results, targets, relative(dirname(markdownPath), svgPath), previous));
+}
+
+/**
+ * What exactly-once costs the drain (`--dedupe-off`): per case, the consumer's mean entries/s over
+ * the same build's with the Dedupe provider overridden (docs/exactly-once.md); one line per case.
+ */
+export function dedupeCost(results: BenchResults): string[] {
+  const mean = (values: number[]) => values.reduce((sum, v) => sum + v, 0) / values.length;
+  return [...new Set(results.drain.map(drainLabel))].flatMap((label) => {
+    const rates = (target: string) =>
+      results.drain.filter((f) => drainLabel(f) === label && f.target === target).map((f) => f.entriesPerSecond);
+    const [on, off] = [rates('consumer'), rates('consumer-no-dedupe')];
+    if (on.length === 0 || off.length === 0) return [];
+    return [
+      `dedupe cost, ${label}: ${Math.round(mean(on))} entries/s with it, ${Math.round(mean(off))} without, ` +
+        `ratio ${(mean(on) / mean(off)).toFixed(2)} over ${on.length} round(s)`,
+    ];
+  });
 }

@@ -24,7 +24,8 @@ export interface BenchOptions {
   rounds: number;
   shardsCount: number;
   ingest: { sizes: number[]; connections: number; warmupSeconds: number; durationSeconds: number };
-  drain: { entries: number; cases: DrainCase[] };
+  /** `dedupeOff`: also drain with the consumer's dedupe disabled (a bench-only entry point), to show its cost. */
+  drain: { entries: number; cases: DrainCase[]; dedupeOff?: boolean };
   endToEnd: { entriesPerSecond: number; entriesPerRequest: number; durationSeconds: number };
   /** Every process started writes a V8 CPU profile here. */
   cpuProfDir?: string;
@@ -190,7 +191,10 @@ async function runPhases(options: BenchOptions, context: RunContext, results: Be
     for (let round = 1; round <= rounds; round++) {
       for (const [index, drainCase] of cases.entries()) {
         // Alternate who goes first, by round and by case: this disk's speed swings minute to minute.
-        const order: DrainTarget[] = (round + index) % 2 === 1 ? ['consumer', 'baseline'] : ['baseline', 'consumer'];
+        const targets: DrainTarget[] = options.drain.dedupeOff
+          ? ['consumer', 'consumer-no-dedupe', 'baseline']
+          : ['consumer', 'baseline'];
+        const order = (round + index) % 2 === 1 ? targets : [...targets].reverse();
         for (const target of order) {
           const f = await measureDrain(target, drainCase, {
             url,
@@ -203,7 +207,7 @@ async function runPhases(options: BenchOptions, context: RunContext, results: Be
           });
           results.drain.push({ ...f, round });
           log(
-            `  round ${round} ${target.padEnd(8)} fsync ${drainCase.fsync ? 'on ' : 'off'} batch ` +
+            `  round ${round} ${target.padEnd(options.drain.dedupeOff ? 18 : 8)} fsync ${drainCase.fsync ? 'on ' : 'off'} batch ` +
               `${String(drainCase.batchSize).padEnd(4)}${rate(f.entriesPerSecond).padStart(9)} entries/s, ` +
               `${f.cpuUsPerEntry?.toFixed(1) ?? '?'} us CPU/entry, wall ${f.wallSeconds.toFixed(1)} s, ` +
               `peak RSS ${f.peakRssMb.toFixed(0)} MB`,

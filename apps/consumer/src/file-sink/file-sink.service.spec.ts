@@ -3,6 +3,9 @@ import { mkdtempSync, promises as fsp, readdirSync, readFileSync, rmSync, utimes
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ConfigValidationError, readConsumerConfig } from '@app/config';
+import type { Dedupe } from '../dedupe/dedupe';
+import { DedupeService } from '../dedupe/dedupe.service';
+import { DisabledDedupe } from '../dedupe/disabled-dedupe';
 import { DirectorySyncer } from './directory-syncer';
 import {
   DIRECTORY_SYNC_RETRY_MS,
@@ -12,8 +15,8 @@ import {
   STAGING_FOLDER,
 } from './file-sink.service';
 
-function sinkAt(dataOutputDir: string, sinkFsync = true): FileSinkService {
-  return new FileSinkService({ ...readConsumerConfig({}), dataOutputDir, sinkFsync });
+function sinkAt(dataOutputDir: string, sinkFsync = true, dedupe: Dedupe = new DisabledDedupe()): FileSinkService {
+  return new FileSinkService({ ...readConsumerConfig({}), dataOutputDir, sinkFsync }, dedupe);
 }
 
 const go = () => ({ signal: new AbortController().signal, commit: jest.fn() });
@@ -382,5 +385,68 @@ describe('DirectorySyncer', () => {
       jest.restoreAllMocks();
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+});
+
+describe('FileSinkService and the ledger', () => {
+  let dir: string;
+  let dedupe: DedupeService;
+  beforeEach(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'sink-ledger-'));
+    jest.spyOn(Logger.prototype, 'log').mockImplementation();
+    jest.spyOn(Logger.prototype, 'warn').mockImplementation();
+    dedupe = new DedupeService({ dataOutputDir: dir });
+    await dedupe.onModuleInit();
+  });
+  afterEach(async () => {
+    await dedupe.onApplicationShutdown();
+    rmSync(dir, { recursive: true, force: true });
+    jest.restoreAllMocks();
+  });
+
+  const ledgerText = () =>
+    readdirSync(join(dir, '.ledger'))
+      .map((name) => readFileSync(join(dir, '.ledger', name), 'utf8'))
+      .join('');
+
+  it('records the batch in the ledger before the rename, and the lookup then skips its ids', async () => {
+    const sink = sinkAt(dir, false, dedupe);
+    await sink.onModuleInit();
+    let recordedAtCommit = '';
+    const name = await sink.write(
+      '0-1',
+      ['{"id":"a"}', '{"id":"b"}'],
+      { signal: new AbortController().signal, commit: () => (recordedAtCommit = ledgerText()) },
+      { ids: ['a', 'b'], exp: 0, holders: [{}] },
+    );
+    expect(JSON.parse(recordedAtCommit)).toMatchObject({ file: name, ids: ['a', 'b'], exp: 0 });
+    expect(await dedupe.lookup(['a', 'b', 'c'])).toEqual(['skip', 'skip', 'write']);
+  });
+
+  it('a commit that throws (a delivery of a closed channel) leaves no file, nothing staged, and an abort line', async () => {
+    const sink = sinkAt(dir, false, dedupe);
+    await sink.onModuleInit();
+    const refused = new Error('stale');
+    await expect(
+      sink.write(
+        '0-1',
+        ['{"id":"a"}'],
+        {
+          signal: new AbortController().signal,
+          commit: () => {
+            throw refused;
+          },
+        },
+        { ids: ['a'], exp: 0, holders: [{}] },
+      ),
+    ).rejects.toBe(refused);
+    expect(readdirSync(dir).filter((file) => file.endsWith('.jsonl'))).toEqual([]);
+    expect(readdirSync(join(dir, STAGING_FOLDER))).toEqual([]);
+    const lines = ledgerText()
+      .trim()
+      .split('\n')
+      .map((line) => JSON.parse(line) as { file?: string; abort?: string });
+    expect(lines[1].abort).toBe(lines[0].file);
+    expect(await dedupe.lookup(['a'])).toEqual(['write']);
   });
 });

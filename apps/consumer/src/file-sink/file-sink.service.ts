@@ -7,6 +7,7 @@ import { hostname } from 'node:os';
 import { join, resolve, sep } from 'node:path';
 import { ConfigValidationError, consumerConfig } from '@app/config';
 import { describeError } from '@app/observability';
+import { Dedupe, type DedupeTicket } from '../dedupe/dedupe';
 import type { WriteControl } from '../worker-pool/worker-pool.types';
 import { DirectorySyncer } from './directory-syncer';
 
@@ -36,6 +37,16 @@ function isPidAlive(pid: number): boolean {
   }
 }
 
+/** What the ledger records of a batch before its rename (docs/exactly-once.md). */
+export interface BatchRecord {
+  /** The ids of the batch's entries. */
+  ids: readonly string[];
+  /** The latest Idempotency-Key expiry among its deliveries (epoch ms), 0 without keys. */
+  exp: number;
+  /** Its deliveries: each keeps the record until it is acknowledged (or lost) and released. */
+  holders: readonly object[];
+}
+
 /**
  * Writes batch files under DATA_OUTPUT_DIR. A file is staged, fsynced (SINK_FSYNC), then renamed
  * to `worker-<shard>-<n>_<time>_<process>-<seq>.jsonl`, so a `.jsonl` file is always complete and
@@ -55,7 +66,10 @@ export class FileSinkService implements OnModuleInit {
   private probing?: Promise<boolean>;
   private probed?: { ok: boolean; at: number };
 
-  constructor(@Inject(consumerConfig.KEY) private readonly config: ConfigType<typeof consumerConfig>) {
+  constructor(
+    @Inject(consumerConfig.KEY) private readonly config: ConfigType<typeof consumerConfig>,
+    private readonly dedupe: Dedupe,
+  ) {
     this.directory = resolve(config.dataOutputDir);
     this.staging = join(this.directory, STAGING_FOLDER);
     this.syncer = new DirectorySyncer(this.directory);
@@ -103,15 +117,49 @@ export class FileSinkService implements OnModuleInit {
    * appeared and nothing is left staged, so the caller may write the batch again; once the file is
    * in place, this never rejects (a failing folder fsync is retried alone, see docs/file-sink.md).
    */
-  async write(workerId: string, lines: readonly string[], control: WriteControl): Promise<string> {
+  async write(
+    workerId: string,
+    lines: readonly string[],
+    control: WriteControl,
+    record?: BatchRecord,
+  ): Promise<string> {
     // Paths joined by hand: both folders are resolved, and path.join's normalising showed in profiles.
     const name = `worker-${workerId}_${compactTime(Date.now())}_${this.processTag}-${++this.sequence}.jsonl`;
     const staged = `${this.staging}${sep}${this.host}~${process.pid}~${this.processTag}-${this.sequence}.tmp`;
     await this.stage(staged, lines.join('\n') + '\n', control.signal);
-    control.commit();
-    await this.place(staged, `${this.directory}${sep}${name}`);
+    // With `record`, the ledger holds `name holds ids` before the rename (docs/exactly-once.md).
+    const ticket = record === undefined ? undefined : await this.recordOrUnstage(staged, name, record);
+    try {
+      // commit() may refuse (a delivery of a closed channel): then the batch does not appear.
+      control.commit();
+      await this.place(staged, `${this.directory}${sep}${name}`);
+    } catch (error) {
+      await unlink(staged).catch(() => undefined);
+      if (ticket !== undefined) await this.abortRecord(ticket);
+      throw error;
+    }
+    if (ticket !== undefined) this.dedupe.complete(ticket, record?.holders ?? []);
     if (this.config.sinkFsync) await this.syncDirectoryAfterRename(name);
     return name;
+  }
+
+  /** Appends the ledger record of a staged batch; if that fails, the staged file goes and the write fails. */
+  private async recordOrUnstage(staged: string, name: string, record: BatchRecord): Promise<DedupeTicket> {
+    try {
+      return await this.dedupe.record(name, record.ids, record.exp);
+    } catch (error) {
+      await unlink(staged).catch(() => undefined);
+      throw error;
+    }
+  }
+
+  /** The recorded file will not appear: say so in the ledger (a failure only delays the rewrite by ~2 s). */
+  private async abortRecord(ticket: DedupeTicket): Promise<void> {
+    try {
+      await this.dedupe.abort(ticket);
+    } catch (error) {
+      this.logger.warn(`could not record the abort of ${ticket.file} in the ledger: ${describeError(error)}`);
+    }
   }
 
   /** Writes (and with SINK_FSYNC fsyncs) the staged file; on any failure or abort it removes it. */

@@ -4,13 +4,16 @@ import type { CreateChannelOpts } from 'amqp-connection-manager';
 import type { Channel, ConsumeMessage, Message } from 'amqplib';
 import { Registry } from 'prom-client';
 import type { ConsumerConfig, RabbitmqConfig } from '@app/config';
-import { SHARDS_COUNT_HEADER, type WireEntry, encodeShardPacket } from '@app/contracts';
+import { IDEMPOTENCY_EXPIRES_HEADER, SHARDS_COUNT_HEADER, type WireEntry, encodeShardPacket } from '@app/contracts';
 import { RECONNECT_SECONDS } from '@app/rabbitmq';
 import { shardOf } from '@app/sharding';
+import { type Admission, Dedupe, type DedupeTicket, type DeliveryFacts } from '../dedupe/dedupe';
+import type { InFlightOutcome } from '../dedupe/in-flight-ids';
+import type { BatchRecord } from '../file-sink/file-sink.service';
 import { ConsumerMetrics } from '../metrics/consumer.metrics';
 import type { WriteControl } from '../worker-pool/worker-pool.types';
 import type { ChannelSource } from './shard-channel';
-import { NO_CONSUMER_GRACE_MS, SHARD_MISMATCH_RETRY_MS, ShardRuntime } from './shard-runtime';
+import { NO_CONSUMER_GRACE_MS, SHARD_MISMATCH_RETRY_MS, ShardRuntime, StaleDeliveryError } from './shard-runtime';
 
 const REOPEN_MS = RECONNECT_SECONDS * 1000 + 500;
 const SHARDS = 1;
@@ -58,13 +61,17 @@ class FakeChannel extends EventEmitter {
   }
 
   /** Delivers one message of `entries` (or raw bytes); returns its delivery tag. */
-  deliver(entries: WireEntry[] | Buffer, shardsCount: number | null = SHARDS): number {
+  deliver(
+    entries: WireEntry[] | Buffer,
+    shardsCount: number | null = SHARDS,
+    { redelivered = false, headers = {} }: { redelivered?: boolean; headers?: Record<string, unknown> } = {},
+  ): number {
     const deliveryTag = ++this.nextTag;
     const content = Buffer.isBuffer(entries) ? entries : encodeShardPacket({ shard: 0, entries });
     this.onMessage?.({
       content,
-      fields: { deliveryTag, redelivered: false, exchange: '', routingKey: 'q', consumerTag: 'ctag' },
-      properties: { headers: shardsCount === null ? {} : { [SHARDS_COUNT_HEADER]: shardsCount } },
+      fields: { deliveryTag, redelivered, exchange: '', routingKey: 'q', consumerTag: 'ctag' },
+      properties: { headers: { ...(shardsCount === null ? {} : { [SHARDS_COUNT_HEADER]: shardsCount }), ...headers } },
     } as unknown as ConsumeMessage);
     return deliveryTag;
   }
@@ -117,19 +124,68 @@ class FakeConnection implements ChannelSource {
 interface SinkCall {
   lines: readonly string[];
   control: WriteControl;
+  record?: BatchRecord;
   finish(): Promise<void>;
+}
+
+/** The dedupe as the runtime sees it: `inFiles` are the ids a lookup finds in complete files. */
+class FakeDedupe extends Dedupe {
+  readonly inFiles = new Set<string>();
+  readonly lookedUp: string[][] = [];
+  readonly settled: Array<{ ids: string[]; outcome: string }> = [];
+  readonly released: string[] = [];
+
+  override complete(): void {}
+
+  override record(file: string): Promise<DedupeTicket> {
+    return Promise.resolve({ file, segment: {} });
+  }
+
+  override abort(): Promise<void> {
+    return Promise.resolve();
+  }
+
+  override needsLookup({ fields, properties }: DeliveryFacts): boolean {
+    return fields.redelivered || properties.headers?.[IDEMPOTENCY_EXPIRES_HEADER] !== undefined;
+  }
+
+  override expiresOf({ properties }: DeliveryFacts): number {
+    return Number(properties.headers?.[IDEMPOTENCY_EXPIRES_HEADER] ?? 0);
+  }
+
+  override async admit(ids: readonly string[]): Promise<Admission> {
+    this.lookedUp.push([...ids]);
+    return { write: ids.filter((id) => !this.inFiles.has(id)), done: ids.filter((id) => this.inFiles.has(id)) };
+  }
+
+  override settle(ids: Iterable<string>, outcome: InFlightOutcome): void {
+    this.settled.push({ ids: [...ids], outcome });
+  }
+
+  override release(_holder: object, outcome: 'settled' | 'lost'): void {
+    this.released.push(outcome);
+  }
 }
 
 /** A file sink whose writes each wait until the test finishes them. */
 function fakeSink() {
   const calls: SinkCall[] = [];
-  const write = (_workerId: string, lines: readonly string[], control: WriteControl) =>
-    new Promise<string>((resolve) => {
+  const write = (_workerId: string, lines: readonly string[], control: WriteControl, record?: BatchRecord) =>
+    new Promise<string>((resolve, reject) => {
       calls.push({
         lines,
         control,
+        record,
+        // Like the real sink, a commit that throws fails the write (and the batch does not appear).
         finish: async () => {
-          control.commit();
+          try {
+            control.commit();
+          } catch (error) {
+            const failure = error instanceof Error ? error : new Error(String(error));
+            reject(failure);
+            await jest.advanceTimersByTimeAsync(0);
+            throw failure;
+          }
           resolve(`file-${calls.length}`);
           await jest.advanceTimersByTimeAsync(0);
         },
@@ -146,6 +202,7 @@ function entries(count: number): WireEntry[] {
 function setup(options: { batchSize?: number; prefetch?: number; flushMs?: number; shardsCount?: number } = {}) {
   const connection = new FakeConnection();
   const sink = fakeSink();
+  const dedupe = new FakeDedupe();
   const runtime = new ShardRuntime(0, {
     rabbitmq: { queuePrefix: 'unit', shardsCount: options.shardsCount ?? SHARDS } as RabbitmqConfig,
     consumer: {
@@ -157,10 +214,11 @@ function setup(options: { batchSize?: number; prefetch?: number; flushMs?: numbe
     batch: { size: options.batchSize ?? 2, flushMs: options.flushMs ?? 1_000 },
     connection,
     sink,
+    dedupe,
     metrics: new ConsumerMetrics(new Registry()),
   });
   runtime.start();
-  return { connection, sink, runtime };
+  return { connection, sink, dedupe, runtime };
 }
 
 describe('ShardRuntime with a fake channel: the ack rules', () => {
@@ -192,8 +250,8 @@ describe('ShardRuntime with a fake channel: the ack rules', () => {
     await runtime.close();
   });
 
-  it('never acks on the channel of another generation: a delivery written after its channel closed stays unacked', async () => {
-    const { connection, sink, runtime } = setup({ batchSize: 1 });
+  it('does not complete a batch whose channel closed before its commit: it is redelivered and written elsewhere', async () => {
+    const { connection, sink, dedupe, runtime } = setup({ batchSize: 1 });
     const first = await connection.connect();
     first.deliver(entries(1));
     expect(sink.calls).toHaveLength(1);
@@ -201,14 +259,62 @@ describe('ShardRuntime with a fake channel: the ack rules', () => {
     first.closeByBroker();
     await jest.advanceTimersByTimeAsync(REOPEN_MS);
     const second = await connection.connect();
-    await sink.calls[0].finish();
-
+    await expect(sink.calls[0].finish()).rejects.toBeInstanceOf(StaleDeliveryError);
+    // Its entry went back to the pool, which drops it on the retry instead of writing it.
+    await jest.advanceTimersByTimeAsync(1_000);
+    expect(sink.calls).toHaveLength(1);
     expect(first.acked).toEqual([]);
     expect(second.acked).toEqual([]);
     // The new channel's own deliveries are acked on it.
     const tag = second.deliver(entries(1));
     await sink.calls[1].finish();
     expect(second.acked).toEqual([tag]);
+    expect(dedupe.released).toEqual(['lost', 'settled']);
+    await runtime.close();
+  });
+
+  it('records each batch with its ids, the latest key expiry and its deliveries', async () => {
+    const { connection, sink, runtime } = setup({ batchSize: 3 });
+    const channel = await connection.connect();
+    const [a, b] = [entries(2), entries(1)];
+    channel.deliver(a);
+    channel.deliver(b, SHARDS, { headers: { [IDEMPOTENCY_EXPIRES_HEADER]: 1_900_000_000_000 } });
+    await jest.advanceTimersByTimeAsync(0);
+    expect(sink.calls[0].record?.ids).toEqual([...a, ...b].map((entry) => entry.id));
+    expect(sink.calls[0].record?.exp).toBe(1_900_000_000_000);
+    expect(sink.calls[0].record?.holders).toHaveLength(2);
+    await sink.calls[0].finish();
+    expect(channel.acked).toEqual([1, 2]);
+    await runtime.close();
+  });
+
+  it('looks up only redelivered or keyed deliveries; entries already in files are not written but count for the ack', async () => {
+    const { connection, sink, dedupe, runtime } = setup({ batchSize: 10, flushMs: 100 });
+    const channel = await connection.connect();
+    const fresh = entries(2);
+    const again = entries(3);
+    dedupe.inFiles.add(again[0].id).add(again[2].id);
+    channel.deliver(fresh);
+    const tag = channel.deliver(again, SHARDS, { redelivered: true });
+    await jest.advanceTimersByTimeAsync(100);
+    expect(dedupe.lookedUp).toEqual([again.map((entry) => entry.id)]);
+    const written = sink.calls.flatMap((call) => call.lines.map((line) => (JSON.parse(line) as WireEntry).id));
+    expect(written).toEqual([...fresh, again[1]].map((entry) => entry.id));
+    await sink.calls[0].finish();
+    expect(channel.acked).toEqual([1, tag]);
+    expect(dedupe.settled).toEqual([{ ids: [again[1].id], outcome: 'written' }]);
+    await runtime.close();
+  });
+
+  it('acks at once, writing nothing, a repeated delivery whose entries are all in files', async () => {
+    const { connection, sink, dedupe, runtime } = setup();
+    const channel = await connection.connect();
+    const repeat = entries(2);
+    for (const entry of repeat) dedupe.inFiles.add(entry.id);
+    const tag = channel.deliver(repeat, SHARDS, { headers: { [IDEMPOTENCY_EXPIRES_HEADER]: 1 } });
+    await jest.advanceTimersByTimeAsync(0);
+    expect(sink.calls).toHaveLength(0);
+    expect(channel.acked).toEqual([tag]);
     await runtime.close();
   });
 

@@ -5,12 +5,14 @@ import {
   PermanentMessageError,
   SHARDS_COUNT_HEADER,
   ShardMismatchError,
+  type WireEntry,
   decodeShardPacket,
   encodeEntryLine,
 } from '@app/contracts';
 import { describeError, logEvent } from '@app/observability';
 import { shardQueueName } from '@app/sharding';
 import type { BatchBufferOptions } from '../batch/batch-buffer';
+import type { Dedupe } from '../dedupe/dedupe';
 import type { FileSinkService } from '../file-sink/file-sink.service';
 import type { ConsumerMetrics } from '../metrics/consumer.metrics';
 import { DEFAULT_POOL_OPTIONS, WorkerPool } from '../worker-pool/worker-pool';
@@ -22,12 +24,26 @@ export interface Delivery {
   /** Its delivery tag and properties, without the body, which is decoded already. */
   message: Message;
   generation: number;
+  /** When its Idempotency-Key expires (epoch ms), 0 without one: its ledger records live that long. */
+  exp: number;
 }
 
-/** One entry on its way to a file: its line, and the delivery to ack once all of that delivery's lines are written. */
+/** One entry on its way to a file: its id and line, and the delivery to ack once all of that delivery's lines are written. */
 export interface PendingEntry {
+  id: string;
   line: string;
   delivery: Delivery;
+}
+
+/**
+ * A batch's commit found a delivery of a closed channel in it: the batch is not renamed into place
+ * (those deliveries are redelivered and written wherever they land); the rest is written again.
+ */
+export class StaleDeliveryError extends Error {
+  constructor() {
+    super('a delivery of this batch belongs to a closed channel; not completing the batch');
+    this.name = StaleDeliveryError.name;
+  }
 }
 
 export interface ShardRuntimeDeps {
@@ -36,6 +52,7 @@ export interface ShardRuntimeDeps {
   batch: BatchBufferOptions;
   connection: ChannelSource;
   sink: Pick<FileSinkService, 'write'>;
+  dedupe: Dedupe;
   metrics: ConsumerMetrics;
 }
 
@@ -58,6 +75,8 @@ export class ShardRuntime {
   private readonly pool: WorkerPool<PendingEntry>;
   private stopped?: Promise<void>;
   private closed?: Promise<void>;
+  /** Lookups under way (redelivered or keyed deliveries), which stop() lets finish before the drain. */
+  private readonly admissions = new Set<Promise<void>>();
   /** Set while the apps disagree on SHARDS_COUNT (the shard does not consume); cleared by a good delivery. */
   private mismatch?: string;
 
@@ -125,6 +144,7 @@ export class ShardRuntime {
   stop(): Promise<void> {
     this.stopped ??= (async () => {
       await this.channel.stopConsuming();
+      await Promise.all([...this.admissions]);
       await this.pool.drain();
     })();
     return this.stopped;
@@ -146,9 +166,9 @@ export class ShardRuntime {
       this.onShardMismatch(message, generation, `a message was published with SHARDS_COUNT=${JSON.stringify(sent)}`);
       return;
     }
-    let lines: string[];
+    let entries: WireEntry[];
     try {
-      lines = decodeShardPacket(message.content, this.shard, ours).map(encodeEntryLine);
+      entries = decodeShardPacket(message.content, this.shard, ours);
     } catch (error) {
       if (error instanceof ShardMismatchError) {
         this.onShardMismatch(
@@ -167,16 +187,68 @@ export class ShardRuntime {
     }
     // A fitting delivery from a live consumer (not one still in hand from before a pause): the counts agree again.
     if (this.channel.isConsuming()) this.mismatch = undefined;
+    const { dedupe } = this.deps;
     const delivery: Delivery = {
       message: { fields: message.fields, properties: message.properties, content: EMPTY },
       generation,
+      exp: dedupe.expiresOf(message),
     };
-    // The pool resolves once the last of these entries is in a complete file, which may take
-    // several batches; the ack goes only to the channel that delivered it (see ShardChannel.ack).
+    // A first delivery without a key cannot hold an entry already written: nothing to look up.
+    if (!dedupe.needsLookup(message)) {
+      this.write(delivery, entries);
+      return;
+    }
+    const admitting = this.admit(delivery, entries).catch((error: unknown) =>
+      this.logger.error(`looking up a delivery of ${this.queue}: ${describeError(error)}`),
+    );
+    this.admissions.add(admitting);
+    void admitting.finally(() => this.admissions.delete(admitting));
+  }
+
+  /**
+   * A redelivered or keyed delivery: its entries already in complete files count as done; the
+   * others are written, claimed in this process until then (see docs/exactly-once.md).
+   */
+  private async admit(delivery: Delivery, entries: WireEntry[]): Promise<void> {
+    const { dedupe } = this.deps;
+    const { write, done } = await dedupe.admit(entries.map((entry) => entry.id));
+    if (!this.channel.isCurrent(delivery.generation)) {
+      // Its channel closed while it was looked up: it is redelivered, and written there.
+      dedupe.settle(write, 'discarded');
+      dedupe.release(delivery, 'lost');
+      return;
+    }
+    if (done.length > 0) {
+      this.logger.log(
+        logEvent(`skipped ${done.length} entries of a delivery of ${this.queue} already in complete files`, {
+          event: 'entries_deduplicated',
+          shard: this.shard,
+          entries: done.length,
+        }),
+      );
+    }
+    // Each claimed id once, even if a delivery carried it twice.
+    const claimed = new Set(write);
+    this.write(
+      delivery,
+      entries.filter((entry) => claimed.delete(entry.id)),
+      write,
+    );
+  }
+
+  /**
+   * Hands the entries to the pool; the delivery is acked once the last is in a complete file, on
+   * the channel that delivered it (see ShardChannel.ack). `claimed`: ids held in the in-flight map.
+   */
+  private write(delivery: Delivery, entries: WireEntry[], claimed?: string[]): void {
+    const { dedupe } = this.deps;
     this.pool
-      .add(lines.map((line) => ({ line, delivery })))
+      .add(entries.map((entry) => ({ id: entry.id, line: encodeEntryLine(entry), delivery })))
       .then((outcome) => {
-        if (outcome === 'written') this.channel.ack(delivery.message, generation);
+        const acked = outcome === 'written' && this.channel.ack(delivery.message, delivery.generation);
+        // Not acked: it comes back, to any consumer; a copy waiting here looks the ledger up again.
+        if (claimed !== undefined) dedupe.settle(claimed, acked ? 'written' : 'discarded');
+        dedupe.release(delivery, acked ? 'settled' : 'lost');
       })
       .catch((error: unknown) =>
         this.logger.error(`acknowledging a delivery of ${this.queue}: ${describeError(error)}`),
@@ -211,13 +283,38 @@ export class ShardRuntime {
       this.logger.warn(`channel of ${this.queue} closed; ${dropped} buffered entries will be redelivered`);
   }
 
+  /**
+   * Writes the batch's entries of deliveries still on the open channel (the others are redelivered:
+   * writing them would copy them). The ledger records the batch before its rename, and the commit
+   * checks once more that no delivery's channel closed meanwhile: then the batch is not completed.
+   */
   private async writeBatch(job: BatchJob<PendingEntry>): Promise<void> {
+    const items = job.items.every((item) => this.channel.isCurrent(item.delivery.generation))
+      ? job.items
+      : job.items.filter((item) => this.channel.isCurrent(item.delivery.generation));
+    if (items.length === 0) return;
+    const holders: Delivery[] = [];
+    let exp = 0;
+    for (const { delivery } of items) {
+      // A delivery's entries sit together, so comparing with the last one drops nearly every repeat
+      // (one left after a put-back costs nothing: holding and checking are idempotent).
+      if (holders[holders.length - 1] === delivery) continue;
+      holders.push(delivery);
+      if (delivery.exp > exp) exp = delivery.exp;
+    }
     const file = await this.deps.sink.write(
       job.workerId,
-      job.items.map((item) => item.line),
-      job,
+      items.map((item) => item.line),
+      {
+        signal: job.signal,
+        commit: () => {
+          if (holders.some((delivery) => !this.channel.isCurrent(delivery.generation))) throw new StaleDeliveryError();
+          job.commit();
+        },
+      },
+      { ids: items.map((item) => item.id), exp, holders },
     );
-    const entries = job.items.length;
+    const entries = items.length;
     this.logger.log(
       logEvent(`worker ${job.workerId} wrote ${entries} ${entries === 1 ? 'entry' : 'entries'} to ${file}`, {
         event: 'batch_written',

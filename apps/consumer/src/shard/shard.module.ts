@@ -9,16 +9,19 @@ import { FileSinkModule } from '../file-sink/file-sink.module';
 import { FileSinkService } from '../file-sink/file-sink.service';
 import { ConsumerMetrics } from '../metrics/consumer.metrics';
 import { ConsumerMetricsModule } from '../metrics/consumer-metrics.module';
+import { Dedupe } from '../dedupe/dedupe';
+import { DedupeModule } from '../dedupe/dedupe.module';
 import { ExtraShardQueuesWatch } from './extra-shard-queues.watch';
 import { ShardRuntime } from './shard-runtime';
 import { SHARD_RUNTIME_FACTORY, ShardSupervisor, type ShardRuntimeFactory } from './shard-supervisor.service';
 
 /**
  * One ShardRuntime per shard of CONSUMER_SHARDS, each with its own channel and worker pool (and
- * the pool's batch buffer), all writing through the one file sink; the supervisor starts and stops them.
+ * the pool's batch buffer), all writing through the one file sink and looking repeated entries up
+ * in the one ledger (DedupeModule); the supervisor starts and stops them.
  */
 @Module({
-  imports: [BrokerModule, FileSinkModule, ConsumerMetricsModule, BatchModule],
+  imports: [BrokerModule, FileSinkModule, ConsumerMetricsModule, BatchModule, DedupeModule],
   providers: [
     {
       provide: SHARD_RUNTIME_FACTORY,
@@ -29,16 +32,18 @@ import { SHARD_RUNTIME_FACTORY, ShardSupervisor, type ShardRuntimeFactory } from
           batch: BatchBufferOptions,
           connection: BrokerConnection,
           sink: FileSinkService,
+          dedupe: Dedupe,
           metrics: ConsumerMetrics,
         ): ShardRuntimeFactory =>
         (shard) =>
-          new ShardRuntime(shard, { rabbitmq, consumer, batch, connection, sink, metrics }),
+          new ShardRuntime(shard, { rabbitmq, consumer, batch, connection, sink, dedupe, metrics }),
       inject: [
         rabbitmqConfig.KEY,
         consumerConfig.KEY,
         BATCH_OPTIONS,
         BrokerConnection,
         FileSinkService,
+        Dedupe,
         ConsumerMetrics,
       ],
     },

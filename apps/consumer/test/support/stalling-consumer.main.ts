@@ -13,6 +13,7 @@ import { exitIfShutdownHangs, exitOnBootError, logReady, readConfigOrExit } from
 import { createLogger } from '@app/observability';
 import { ConsumerModule } from '../../src/consumer.module';
 import { FileSinkService } from '../../src/file-sink/file-sink.service';
+import { Dedupe } from '../../src/dedupe/dedupe';
 import { StallingFileSink } from './stalling-sink';
 
 async function bootstrap(): Promise<void> {
@@ -25,8 +26,8 @@ async function bootstrap(): Promise<void> {
     .setLogger(logger)
     .overrideProvider(FileSinkService)
     .useFactory({
-      factory: (sinkConfig: ConsumerConfig) => new StallingFileSink(sinkConfig, every),
-      inject: [consumerConfig.KEY],
+      factory: (sinkConfig: ConsumerConfig, dedupe: Dedupe) => new StallingFileSink(sinkConfig, dedupe, every),
+      inject: [consumerConfig.KEY, Dedupe],
     })
     .compile();
   const app = moduleRef.createNestApplication<NestFastifyApplication>(new FastifyAdapter(), { logger });

@@ -3,7 +3,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Logger } from '@nestjs/common';
 import type { ConsumerConfig } from '@app/config';
-import { FileSinkService, SinkWriteAbortedError } from '../../src/file-sink/file-sink.service';
+import type { Dedupe } from '../../src/dedupe/dedupe';
+import { DisabledDedupe } from '../../src/dedupe/disabled-dedupe';
+import { type BatchRecord, FileSinkService, SinkWriteAbortedError } from '../../src/file-sink/file-sink.service';
 import type { WriteControl } from '../../src/worker-pool/worker-pool.types';
 
 /** The consumer entry point whose sink stalls (for `pipeline.startConsumer(env, { entry, args: [N] })`). */
@@ -19,13 +21,19 @@ export class StallingFileSink extends FileSinkService {
 
   constructor(
     config: ConsumerConfig,
+    dedupe: Dedupe,
     private readonly every: number,
   ) {
-    super(config);
+    super(config, dedupe);
   }
 
-  override async write(workerId: string, lines: readonly string[], control: WriteControl): Promise<string> {
-    if (++this.writes % this.every !== 0) return super.write(workerId, lines, control);
+  override async write(
+    workerId: string,
+    lines: readonly string[],
+    control: WriteControl,
+    record?: BatchRecord,
+  ): Promise<string> {
+    if (++this.writes % this.every !== 0) return super.write(workerId, lines, control, record);
     this.stallLogger.warn(`${STALL_LOG} (worker ${workerId})`);
     await new Promise<void>((resolve) => control.signal.addEventListener('abort', () => resolve(), { once: true }));
     throw new SinkWriteAbortedError();
@@ -40,7 +48,7 @@ export class StallingFileSink extends FileSinkService {
 export async function slowestWriteMs(config: ConsumerConfig, count = 40, lines = 5): Promise<number> {
   const dir = await mkdtemp(join(tmpdir(), 'write-time-'));
   try {
-    const sink = new FileSinkService({ ...config, dataOutputDir: dir, sinkFsync: true });
+    const sink = new FileSinkService({ ...config, dataOutputDir: dir, sinkFsync: true }, new DisabledDedupe());
     await sink.onModuleInit();
     const control = { signal: new AbortController().signal, commit: () => undefined };
     const batch = Array.from({ length: lines }, (_, i) => JSON.stringify({ id: `calibration-${i}`, timestamp: 'x' }));

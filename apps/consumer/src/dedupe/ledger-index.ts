@@ -1,0 +1,217 @@
+import { Logger } from '@nestjs/common';
+import { open, readdir } from 'node:fs/promises';
+import { type SegmentName, parseSegmentName } from './ledger-segment-name';
+
+/** One line `file holds ids` of some writer's segment, as read back. */
+export interface LedgerRecord {
+  /** The batch file, relative to DATA_OUTPUT_DIR. */
+  file: string;
+  ids: string[];
+  /** Latest key expiry (epoch ms) among its entries, 0 without keys. */
+  exp: number;
+  /** When the writer made the record (its clock). */
+  at: number;
+  aborted: boolean;
+  /** Its file was seen in place: complete, for good. */
+  present: boolean;
+  segment: ReadSegment;
+}
+
+/** A segment as far as it has been read. */
+export interface ReadSegment {
+  name: string;
+  writer: SegmentName;
+  /** Bytes read and parsed: only whole lines, a torn tail waits for the rest. */
+  offset: number;
+  records: LedgerRecord[];
+  maxExp: number;
+}
+
+const NEWLINE = 0x0a;
+
+function isRecordLine(value: unknown): value is { file: string; ids: string[]; exp: number; at: number } {
+  const line = value as Record<string, unknown>;
+  return (
+    typeof line.file === 'string' &&
+    Array.isArray(line.ids) &&
+    line.ids.every((id) => typeof id === 'string') &&
+    typeof line.exp === 'number' &&
+    typeof line.at === 'number'
+  );
+}
+
+/**
+ * What every writer's segments say, in memory: id -> the records naming it. Segments are read
+ * incrementally (from the byte offset reached last time), and only when a lookup needs them.
+ * A segment that disappeared from the folder is forgotten with all its records.
+ */
+export class LedgerIndex {
+  private readonly logger = new Logger('LedgerIndex');
+  private readonly segments = new Map<string, ReadSegment>();
+  private readonly byId = new Map<string, LedgerRecord | LedgerRecord[]>();
+  /** The latest record of each file, for its abort line (which may sit in a later segment). */
+  private readonly byFile = new Map<string, LedgerRecord>();
+  private running: Promise<void> | null = null;
+  private next: Promise<void> | null = null;
+
+  constructor(private readonly dir: string) {}
+
+  /** Ids indexed; what the index costs in memory is about proportional to it. */
+  get idCount(): number {
+    return this.byId.size;
+  }
+
+  get segmentCount(): number {
+    return this.segments.size;
+  }
+
+  /** The records naming `id`, oldest first. */
+  recordsOf(id: string): readonly LedgerRecord[] {
+    const found = this.byId.get(id);
+    if (found === undefined) return [];
+    return Array.isArray(found) ? found : [found];
+  }
+
+  /** The segment as read so far, if it has been. */
+  segment(name: string): ReadSegment | undefined {
+    return this.segments.get(name);
+  }
+
+  /**
+   * Resolves after a read of the folder that began after this call, so that it sees every line
+   * appended before the call. Callers that come while a read runs share the next one.
+   */
+  refresh(): Promise<void> {
+    if (this.running === null) return this.start();
+    this.next ??= this.running
+      .catch(() => undefined)
+      .then(() => {
+        this.next = null;
+        return this.start();
+      });
+    return this.next;
+  }
+
+  /** Forgets a segment and its records (it was deleted). */
+  drop(name: string): void {
+    const segment = this.segments.get(name);
+    if (segment === undefined) return;
+    this.segments.delete(name);
+    for (const record of segment.records) {
+      if (this.byFile.get(record.file) === record) this.byFile.delete(record.file);
+      for (const id of record.ids) this.unindex(id, record);
+    }
+  }
+
+  /** Forgets segments no longer in the folder. */
+  async prune(): Promise<void> {
+    const names = new Set(await this.list());
+    for (const name of [...this.segments.keys()]) if (!names.has(name)) this.drop(name);
+  }
+
+  private start(): Promise<void> {
+    const run = this.readAll().finally(() => {
+      if (this.running === run) this.running = null;
+    });
+    this.running = run;
+    return run;
+  }
+
+  private async list(): Promise<string[]> {
+    try {
+      return await readdir(this.dir);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return [];
+      throw error;
+    }
+  }
+
+  private async readAll(): Promise<void> {
+    const names = await this.list();
+    const present = new Set(names);
+    for (const name of [...this.segments.keys()]) if (!present.has(name)) this.drop(name);
+    // A writer's segments in order, so that an abort line is read after the record it aborts.
+    const found = names
+      .map((name) => ({ name, writer: parseSegmentName(name) }))
+      .filter((s): s is { name: string; writer: SegmentName } => s.writer !== undefined)
+      .sort((a, b) =>
+        a.writer.writer === b.writer.writer ? a.writer.seq - b.writer.seq : a.writer.writer < b.writer.writer ? -1 : 1,
+      );
+    for (const { name, writer } of found) await this.readSegment(name, writer);
+  }
+
+  private async readSegment(name: string, writer: SegmentName): Promise<void> {
+    let handle;
+    try {
+      handle = await open(`${this.dir}/${name}`, 'r');
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') {
+        this.drop(name);
+        return;
+      }
+      throw error;
+    }
+    try {
+      let segment = this.segments.get(name);
+      const { size } = await handle.stat();
+      if (size <= (segment?.offset ?? 0)) return;
+      if (segment === undefined) {
+        segment = { name, writer, offset: 0, records: [], maxExp: 0 };
+        this.segments.set(name, segment);
+      }
+      const buffer = Buffer.alloc(size - segment.offset);
+      const { bytesRead } = await handle.read(buffer, 0, buffer.length, segment.offset);
+      const end = buffer.subarray(0, bytesRead).lastIndexOf(NEWLINE);
+      if (end < 0) return;
+      segment.offset += end + 1;
+      this.parse(segment, buffer.toString('utf8', 0, end));
+    } finally {
+      await handle.close();
+    }
+  }
+
+  private parse(segment: ReadSegment, text: string): void {
+    let skipped = 0;
+    for (const line of text.split('\n')) {
+      if (line === '') continue;
+      let value: unknown;
+      try {
+        value = JSON.parse(line);
+      } catch {
+        skipped++;
+        continue;
+      }
+      if (isRecordLine(value)) {
+        const record: LedgerRecord = { ...value, aborted: false, present: false, segment };
+        segment.records.push(record);
+        segment.maxExp = Math.max(segment.maxExp, record.exp);
+        this.byFile.set(record.file, record);
+        for (const id of record.ids) this.index(id, record);
+      } else if (typeof (value as { abort?: unknown }).abort === 'string') {
+        const record = this.byFile.get((value as { abort: string }).abort);
+        if (record !== undefined) record.aborted = true;
+      } else {
+        skipped++;
+      }
+    }
+    // A line that is not a record never suppresses a write: at worst an entry is written again.
+    if (skipped > 0) this.logger.warn(`ignored ${skipped} unreadable lines in ledger segment ${segment.name}`);
+  }
+
+  private index(id: string, record: LedgerRecord): void {
+    const found = this.byId.get(id);
+    if (found === undefined) this.byId.set(id, record);
+    else if (Array.isArray(found)) found.push(record);
+    else this.byId.set(id, [found, record]);
+  }
+
+  private unindex(id: string, record: LedgerRecord): void {
+    const found = this.byId.get(id);
+    if (found === record) this.byId.delete(id);
+    else if (Array.isArray(found)) {
+      const kept = found.filter((r) => r !== record);
+      if (kept.length === 0) this.byId.delete(id);
+      else this.byId.set(id, kept.length === 1 ? kept[0] : kept);
+    }
+  }
+}
