@@ -19,8 +19,11 @@ WORKDIR /app
 COPY package.json package-lock.json ./
 RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund && npm cache clean --force
 COPY --from=build /app/dist ./dist
-# The batch files go to /data; a named volume mounted there starts with this owner.
-RUN mkdir /data && chown node:node /data
+# docker-compose.yml's first service: chooses the RabbitMQ credentials into the `credentials` volume.
+COPY docker/compose-credentials.js ./docker/
+# The batch files go to /data, the generated credentials to /credentials; a named volume mounted
+# there starts with this owner.
+RUN mkdir /data /credentials && chown node:node /data /credentials
 ENV DATA_OUTPUT_DIR=/data
 # The `node` user (uid 1000) comes with the base image.
 USER node

@@ -6,8 +6,9 @@
  * once, and they drain and exit; if one app exits on its own, the other is stopped gracefully and
  * this exits with 1. It exits with 0 only when both apps stopped cleanly on a signal.
  *
- * It reads RABBITMQ_URL only to say early, in one line, that no broker answers there: the apps
- * start anyway, keep retrying, and the api answers 503 until the broker is up.
+ * It reads RABBITMQ_URL only to say early, in one line, that no broker answers there (no node of
+ * a cluster's node list): the apps start anyway, keep retrying, and the api answers 503 until the
+ * broker is up.
  */
 const { spawn } = require('node:child_process');
 const { existsSync } = require('node:fs');
@@ -83,7 +84,9 @@ async function main() {
   }
 
   const url = process.env.RABBITMQ_URL?.trim() || DEFAULT_RABBITMQ_URL;
-  const problem = await probeBroker(url);
+  // A cluster's node list: one line only when no node answers.
+  const problems = await Promise.all(url.split(',').map((node) => probeBroker(node.trim())));
+  const problem = problems.includes(undefined) ? undefined : [...new Set(problems)].join(', ');
   if (problem !== undefined) {
     say(
       `RabbitMQ is not reachable at ${redact(url)} (${problem}); starting both apps anyway, they connect once it is up ` +

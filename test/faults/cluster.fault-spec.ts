@@ -25,15 +25,16 @@ import {
  * another node by themselves, and the api answers 201 steadily again within 10 s of the loss,
  * 503 with Retry-After meanwhile.
  *
- * Off by default until the apps take a node list (issue 9): FAULTS_CLUSTER=1 runs it. The cluster
- * starts once for the file (about 13 s) and is removed after it; the whole suite runs under
- * `flock /tmp/heavy.lock`, which starting nodes needs.
+ * The cluster starts once for the file (about 13 s) and is removed after it; the whole suite runs
+ * under `flock /tmp/heavy.lock`, which starting nodes needs.
  */
-const ENABLED = process.env.FAULTS_CLUSTER === '1';
-
 const PUBLISH_TIMEOUT_MS = 1_000;
-/** What a request may take beyond PUBLISH_TIMEOUT_MS: the HTTP round trip on a busy 2-core box. */
-const MARGIN_MS = 500;
+/**
+ * What a request may take beyond PUBLISH_TIMEOUT_MS: the HTTP round trip and the scheduling of
+ * seven processes (three nodes, up to four apps) and the test on a shared 2-core box. The api's
+ * own bound is the publish timeout: every message of a request is dispatched at once with it.
+ */
+const MARGIN_MS = 1_000;
 /** The contract: 201 answers steady again within this long of a node's loss. */
 const RECOVERY_MS = 10_000;
 /** 201 answers are steady from the first request of a run of this long in which every request got 201. */
@@ -106,6 +107,13 @@ function landedDespiteFailure(loads: Load[], values: Set<string | undefined>): n
     .filter((entry) => values.has(entry.value)).length;
 }
 
+/** The slowest request: its status and when it was sent (epoch ms), to tell a slow 503 from a slow 201. */
+function slowest(loads: Load[]): string {
+  const all = loads.flatMap((load) => load.records);
+  const worst = all.reduce((a, b) => (b.ms > a.ms ? b : a), all[0]);
+  return worst === undefined ? '-' : `${Math.round(worst.ms)}ms/${worst.status}@${worst.startedAt}`;
+}
+
 /** Finds every 201 entry of `loads` in the files; resolves with the figures every case prints. */
 async function settle(pipeline: Pipeline, loads: Load[]) {
   await Promise.all(loads.map((load) => load.stop()));
@@ -126,6 +134,7 @@ async function settle(pipeline: Pipeline, loads: Load[]) {
       landedDespiteFailure: landedDespiteFailure(loads, values),
       duplicatedIds: duplicates(counts).ids,
       maxRequestMs: Math.max(...stats.map((s) => s.maxMs)),
+      slowest: slowest(loads),
     },
   };
 }
@@ -146,7 +155,7 @@ function expectNodeLossSurvived(
   expect(apps.filter((app) => !app.running).map((app) => `${app.name} exited:\n${app.logs}`)).toEqual([]);
 }
 
-(ENABLED ? describe : describe.skip)('a RabbitMQ cluster loses a node while clients keep posting', () => {
+describe('a RabbitMQ cluster loses a node while clients keep posting', () => {
   const run = new FaultCase();
   const extraLoads: Load[] = [];
   let cluster: RabbitmqCluster;
@@ -191,6 +200,7 @@ function expectNodeLossSurvived(
 
       const windows: number[] = [];
       const killed: ClusterNode[] = [];
+      const killedAts: number[] = [];
       for (let kill = 1; kill <= kills; kill++) {
         const node = await nodeOf(cluster, 'api', api.app);
         const killedAt = Date.now();
@@ -198,6 +208,7 @@ function expectNodeLossSurvived(
         const [windowMs] = await waitForSteady([load], killedAt, `the kill of node ${node}`);
         windows.push(windowMs);
         killed.push(node);
+        killedAts.push(killedAt);
         console.log(`[faults] cluster: node ${node} killed, 201 steady again after ${windowMs} ms`);
         expect(windowMs).toBeLessThanOrEqual(RECOVERY_MS);
         await cluster.startNode(node);
@@ -213,6 +224,7 @@ function expectNodeLossSurvived(
       summary(`cluster: api's node killed x${kills}`, {
         ...settled.figures,
         killed: killed.join(','),
+        killedAt: killedAts.join(','),
         windowsMs: windows.join(','),
       });
       expectNodeLossSurvived([load], windows, settled, [api.app, consumer.app]);
@@ -253,14 +265,17 @@ function expectNodeLossSurvived(
       const consumerMovedMs = Date.now() - killedAt;
       const [windowMs] = await waitForSteady([load], killedAt, `the kill of the consumer's node ${consumerNode}`);
       await waitForHealth(consumer.url, 200, 'consumer', RECOVERY_MS);
-      await cluster.startNode(consumerNode);
+      // The node rejoins while the entries are found in the files: nothing below needs it.
+      const back = cluster.startNode(consumerNode);
       const settled = await settle(pipeline, [load]);
+      await back;
       summary('cluster: consumer node killed mid-batch', {
         ...settled.figures,
         apiNode,
         consumerNode,
         movedTo,
         consumerMovedMs,
+        killedAt,
         windowMs,
       });
       expectNodeLossSurvived([load], [windowMs], settled, [api.app, consumer.app]);
@@ -284,11 +299,13 @@ function expectNodeLossSurvived(
       const load = run.startLoad(api.url, { ...RATE, label: 'leaders' });
       const [windowMs] = await waitForSteady([load], killedAt, `the kill of node ${leadersNode}, leading every queue`);
       await waitForHealth(consumer.url, 200, 'consumer', RECOVERY_MS);
-      await cluster.startNode(leadersNode);
+      const back = cluster.startNode(leadersNode);
       const settled = await settle(pipeline, [load]);
+      await back;
       summary('cluster: the leaders’ node killed before the first publish', {
         ...settled.figures,
         leadersNode,
+        killedAt,
         windowMs,
       });
       expectNodeLossSurvived([load], [windowMs], settled, [api.app, consumer.app]);
@@ -325,12 +342,14 @@ function expectNodeLossSurvived(
       await cluster.kill(node);
       const windows = await waitForSteady(loads, killedAt, `the kill of node ${node}`);
       await Promise.all(consumers.map((consumer) => waitForHealth(consumer.url, 200, 'consumer', RECOVERY_MS)));
-      await cluster.startNode(node);
+      const back = cluster.startNode(node);
       const settled = await settle(pipeline, loads);
+      await back;
       summary('cluster: 2 apis + 2 consumers, a node killed', {
         ...settled.figures,
         node,
         appsOnIt: held.filter((h) => h === node).length,
+        killedAt,
         windowsMs: windows.join(','),
       });
       const apps = [...apis, ...consumers].map(({ app }) => app);

@@ -25,10 +25,11 @@ interface ComposeConfig {
   volumes: Record<string, unknown>;
 }
 
-/** `${NAME:-default}`, `${NAME:?error}` and `${NAME}` as compose fills them in, from `env`. */
+/** `${NAME:-default}`, `${NAME:?error}`, `${NAME}` and the escape `$$` as compose fills them in, from `env`. */
 function interpolate(text: string, env: NodeJS.ProcessEnv): string {
-  return text.replace(/\$\{(\w+)(?::([-?])([^}]*))?\}/g, (_, name: string, kind?: string, word?: string) => {
-    const value = env[name];
+  return text.replace(/\$\$|\$\{(\w+)(?::([-?])([^}]*))?\}/g, (match, name?: string, kind?: string, word?: string) => {
+    if (match === '$$') return '$';
+    const value = env[name ?? ''];
     if (value !== undefined && value !== '') return value;
     if (kind === '?') throw new Error(`compose refuses to start: ${name} is not set: ${word}`);
     return kind === '-' ? (word ?? '') : '';
@@ -85,7 +86,7 @@ describe('docker-compose.yml', () => {
   });
 
   it('runs RabbitMQ 3.12 with management and a health check, the api and the consumer', () => {
-    expect(Object.keys(config.services).sort()).toEqual(['api', 'consumer', 'rabbitmq']);
+    expect(Object.keys(config.services).sort()).toEqual(['api', 'consumer', 'credentials', 'rabbitmq']);
     const { rabbitmq } = config.services;
     expect(rabbitmq.image).toBe('rabbitmq:3.12-management');
     expect(rabbitmq.healthcheck?.test).toEqual(['CMD', 'rabbitmq-diagnostics', '-q', 'ping']);
@@ -100,19 +101,56 @@ describe('docker-compose.yml', () => {
     expect(publishedPorts(open.services.api)).toEqual(['0.0.0.0:3000:3000']);
   });
 
-  it('holds no credentials: the broker and both apps take one user and password from the environment', async () => {
+  it('holds no credentials: a first service chooses them, from the environment or at random', async () => {
     const text = await readFile(join(ROOT, 'docker-compose.yml'), 'utf8');
-    expect(text).not.toMatch(/guest/i);
-    await expect(resolvedConfig({})).rejects.toThrow('RABBITMQ_USER is not set');
-    await expect(resolvedConfig({ RABBITMQ_USER: 'u' })).rejects.toThrow('RABBITMQ_PASSWORD is not set');
+    expect(text).not.toMatch(/guest|RABBITMQ_DEFAULT_(USER|PASS)/i);
+    // A bare `docker compose up` resolves: nothing is required from the shell or an .env file.
+    const bare = await resolvedConfig({});
+    const { credentials, rabbitmq } = bare.services;
+    expect(credentials.command).toEqual(['node', 'docker/compose-credentials.js']);
+    expect(credentials.volumes).toEqual(['credentials:/credentials']);
+    // The broker reads the generated configuration as its conf.d, once the credentials are chosen.
+    expect(rabbitmq.volumes).toContain('credentials:/etc/rabbitmq/conf.d:ro');
+    expect(rabbitmq.depends_on?.credentials.condition).toBe('service_completed_successfully');
 
     const chosen = await resolvedConfig({ RABBITMQ_USER: 'ingest', RABBITMQ_PASSWORD: 's3cret' });
-    expect(chosen.services.rabbitmq.environment).toMatchObject({
-      RABBITMQ_DEFAULT_USER: 'ingest',
-      RABBITMQ_DEFAULT_PASS: 's3cret',
-    });
+    expect(chosen.services.credentials.environment).toEqual({ RABBITMQ_USER: 'ingest', RABBITMQ_PASSWORD: 's3cret' });
+  });
+
+  it('has both apps connect with RABBITMQ_URL when set, else with the generated URL', async () => {
     for (const name of ['api', 'consumer']) {
-      expect(chosen.services[name].environment.RABBITMQ_URL).toBe('amqp://ingest:s3cret@rabbitmq:5672');
+      const service = config.services[name];
+      expect(service.volumes).toContain('credentials:/run/credentials:ro');
+      expect(service.environment.RABBITMQ_URL).toBe('');
+      const chosen = await resolvedConfig({ ...(await exampleEnv()), RABBITMQ_URL: 'amqp://u:p@elsewhere:5672' });
+      expect(chosen.services[name].environment.RABBITMQ_URL).toBe('amqp://u:p@elsewhere:5672');
+    }
+  });
+
+  it('generates credentials once, keeps them, and refuses characters an amqp:// URL would mangle', async () => {
+    const { mkdtemp, rm } = await import('node:fs/promises');
+    const { tmpdir } = await import('node:os');
+    const { execFile } = await import('node:child_process');
+    const { promisify } = await import('node:util');
+    const dir = await mkdtemp(join(tmpdir(), 'credentials-'));
+    const script = join(ROOT, 'docker', 'compose-credentials.js');
+    const run = (env: Record<string, string>) =>
+      promisify(execFile)(process.execPath, [script], { env: { CREDENTIALS_DIR: dir, ...env } });
+    try {
+      await run({});
+      const url = new URL((await readFile(join(dir, 'amqp-url'), 'utf8')).trim());
+      expect(url.username).toBe('pipeline');
+      expect(url.password.length).toBeGreaterThanOrEqual(40);
+      expect(url.host).toBe('rabbitmq:5672');
+      const conf = await readFile(join(dir, '10-pipeline.conf'), 'utf8');
+      expect(conf).toContain(`default_pass = ${url.password}\n`);
+      await run({});
+      expect((await readFile(join(dir, 'amqp-url'), 'utf8')).trim()).toBe(url.href);
+      await run({ RABBITMQ_USER: 'ingest', RABBITMQ_PASSWORD: 's3cret' });
+      expect((await readFile(join(dir, 'amqp-url'), 'utf8')).trim()).toBe('amqp://ingest:s3cret@rabbitmq:5672');
+      await expect(run({ RABBITMQ_PASSWORD: 'with space' })).rejects.toThrow(/RABBITMQ_PASSWORD may hold only/);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
     }
   });
 
@@ -122,7 +160,10 @@ describe('docker-compose.yml', () => {
   ])('starts the %s from the Dockerfile once RabbitMQ is healthy, and checks its /health', (name, main, port) => {
     const service = config.services[name];
     expect(service.build).toBeDefined();
-    expect(service.command).toEqual(['node', main]);
+    expect(service.command?.slice(0, 2)).toEqual(['sh', '-c']);
+    expect(service.command?.[2]).toBe(
+      `RABBITMQ_URL="\${RABBITMQ_URL:-$(cat /run/credentials/amqp-url)}" exec node ${main}`,
+    );
     expect(service.depends_on?.rabbitmq.condition).toBe('service_healthy');
     const check = service.healthcheck?.test.join(' ') ?? '';
     expect(check).toContain(`http://127.0.0.1:${port}/health`);
@@ -143,7 +184,6 @@ describe('docker-compose.yml', () => {
     for (const variable of ['RABBITMQ_URL', 'SHARDS_COUNT', 'QUEUE_PREFIX', 'QUEUE_TYPE']) {
       expect(`${variable}=${consumer.environment[variable]}`).toBe(`${variable}=${api.environment[variable]}`);
     }
-    expect(new URL(api.environment.RABBITMQ_URL).hostname).toBe('rabbitmq');
   });
 
   it('publishes the api on 3000, and the consumer on no fixed host port so that it can scale', () => {

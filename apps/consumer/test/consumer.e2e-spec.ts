@@ -1,13 +1,15 @@
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { readConsumerConfig } from '@app/config';
 import { ENTRIES_PATTERN } from '@app/contracts';
-import { shardOf, shardQueueName, deadLetterQueueName } from '@app/sharding';
+import { shardQueueName, deadLetterQueueName } from '@app/sharding';
 import {
   Pipeline,
   TcpProxy,
   countIds,
   fetchMetrics,
-  freePort,
+  fetchWorkers,
+  PoolSampler,
   metricValue,
   postMany,
   shardsById,
@@ -16,6 +18,7 @@ import {
   testBrokerUrl,
   waitFor,
 } from '@app/testing';
+import { STALLING_CONSUMER, slowestWriteMs } from './support/stalling-sink';
 
 const BATCH_SIZE = 5;
 
@@ -32,10 +35,12 @@ describe('consumer end to end (real api, consumer, RabbitMQ and disk)', () => {
       LOG_FORMAT: 'json',
     });
 
+    const pools = new PoolSampler(consumer.url);
     const accepted = await postMany(api.url, 20, 50);
     const expected = shardsById(accepted, pipeline.shardsCount);
     expect(expected.size).toBe(1000);
     const files = await waitForAllWritten(pipeline.dir, expected.keys());
+    const bounds = await pools.stop();
 
     const counts = countIds(files);
     expect([...counts.values()].every((count) => count === 1)).toBe(true);
@@ -63,13 +68,17 @@ describe('consumer end to end (real api, consumer, RabbitMQ and disk)', () => {
       expect(live.length).toBeLessThanOrEqual(4);
       for (const worker of pool) expect(worker.id).toMatch(new RegExp(`^${shard}-\\d+$`));
     }
+    // And while the entries were written, not only after.
+    expect(bounds.samples).toBeGreaterThan(0);
+    expect(bounds.minLive).toBeGreaterThanOrEqual(3);
+    expect(bounds.maxLive).toBeLessThanOrEqual(4);
 
     const metrics = await fetchMetrics(consumer.url);
     expect(metricValue(metrics, 'consumer_entries_written_total')).toBe(expected.size);
     expect(metricValue(metrics, 'consumer_batch_write_seconds_count')).toBe(files.length);
     expect(metricValue(metrics, 'consumer_active_workers', { shard: '0' })).toBeGreaterThanOrEqual(3);
     expect(metricValue(metrics, 'broker_connected', { app: 'consumer' })).toBe(1);
-    expect(metricValue(metrics, 'http_requests_total', { route: '/workers', status: '200' })).toBe(1);
+    expect(metricValue(metrics, 'http_requests_total', { route: '/workers', status: '200' })).toBe(bounds.polls + 1);
 
     // Everything was acknowledged: a graceful stop leaves nothing to redeliver.
     expect(await consumer.app.stop('SIGTERM')).toBe(0);
@@ -129,56 +138,52 @@ describe('consumer end to end (real api, consumer, RabbitMQ and disk)', () => {
   });
 
   it('retires a worker whose write outlives WORKER_TIMEOUT_MS and has its entries written by another', async () => {
+    // Far above the slowest real write measured now, so that only the stalled writes time out.
+    const workerTimeoutMs = Math.max(1_000, Math.ceil((await slowestWriteMs(readConsumerConfig({}))) * 20));
     pipeline = await Pipeline.create('timeout');
     const api = await pipeline.startApi();
-    const consumer = await pipeline.startConsumer({
-      FAULT_SINK_STALL_EVERY: '9',
-      WORKER_TIMEOUT_MS: '300',
-      BATCH_FLUSH_MS: '200',
-    });
+    const consumer = await pipeline.startConsumer(
+      { WORKER_TIMEOUT_MS: String(workerTimeoutMs), BATCH_FLUSH_MS: '200' },
+      { entry: STALLING_CONSUMER, args: ['9'] },
+    );
+    const pools = new PoolSampler(consumer.url);
     const expected = shardsById(await postMany(api.url, 10, 50), pipeline.shardsCount);
     const files = await waitForAllWritten(pipeline.dir, expected.keys());
+    const bounds = await pools.stop();
     expect([...countIds(files).values()].every((count) => count === 1)).toBe(true);
+    expect(countIds(files).size).toBe(expected.size);
 
-    const { shards } = (await (await fetch(`${consumer.url}/workers`)).json()) as {
-      shards: Array<{ workers: Array<{ state: string; reason: string | null }> }>;
-    };
+    const { shards } = await fetchWorkers(consumer.url);
     const workers = shards.flatMap((shard) => shard.workers);
     expect(workers.filter((w) => w.state === 'retired' && w.reason === 'timeout').length).toBeGreaterThan(0);
-    for (const shard of shards) {
-      expect(shard.workers.filter((w) => w.state === 'active').length).toBeLessThanOrEqual(4);
-    }
-    expect(consumer.app.logs).toMatch(/timed out after 300 ms writing \d+ entries; retired/);
+    // Sampled while the entries were written, not once after.
+    expect(bounds.samples).toBeGreaterThan(0);
+    expect(bounds.minLive).toBeGreaterThanOrEqual(3);
+    expect(bounds.maxLive).toBeLessThanOrEqual(4);
+    expect(consumer.app.logs).toMatch(
+      new RegExp(`timed out after ${workerTimeoutMs} ms writing \\d+ entries; retired`),
+    );
     expect(metricValue(await fetchMetrics(consumer.url), 'consumer_worker_timeouts_total')).toBeGreaterThan(0);
   });
 
-  it('dead-letters garbage and wrong-shard payloads while valid entries flow on', async () => {
+  it('dead-letters garbage payloads while valid entries flow on', async () => {
     pipeline = await Pipeline.create('poison');
     const { broker, prefix } = pipeline;
     const api = await pipeline.startApi();
     const shard1 = shardQueueName(prefix, 1);
-    const shard0Timestamp = '2019-10-12T08:10:50Z';
-    expect(shardOf(shard0Timestamp, 5)).toBe(0);
     await broker.publishRaw(shard1, 'not json at all');
     await broker.publishRaw(shard1, JSON.stringify({ pattern: ENTRIES_PATTERN, data: { shard: 1, entries: [] } }));
-    await broker.publishRaw(
-      shard1,
-      JSON.stringify({
-        pattern: ENTRIES_PATTERN,
-        data: { shard: 1, entries: [{ id: 'x', timestamp: shard0Timestamp }] },
-      }),
-    );
+    // An entry of another shard is no poison but a SHARDS_COUNT disagreement: topology-mismatch.e2e-spec.ts.
 
     const consumer = await pipeline.startConsumer({ BATCH_FLUSH_MS: '200' });
     const expected = shardsById(await postMany(api.url, 5, 40), pipeline.shardsCount);
     await waitForAllWritten(pipeline.dir, expected.keys());
-    await waitFor(async () => (await broker.count(deadLetterQueueName(prefix))) === 3, {
-      description: 'three dead-lettered deliveries',
+    await waitFor(async () => (await broker.count(deadLetterQueueName(prefix))) === 2, {
+      description: 'two dead-lettered deliveries',
     });
     expect(consumer.app.running).toBe(true);
     expect(consumer.app.logs).toMatch(/dead-lettering a delivery of .*shard\.1: payload is not JSON/);
-    expect(consumer.app.logs).toMatch(/belongs to shard 0 of 5, not 1/);
-    expect(metricValue(await fetchMetrics(consumer.url), 'consumer_dead_lettered_total', { shard: '1' })).toBe(3);
+    expect(metricValue(await fetchMetrics(consumer.url), 'consumer_dead_lettered_total', { shard: '1' })).toBe(2);
   });
 
   it('keeps running while the broker is away, reports 503, and catches up when it is back', async () => {
@@ -213,20 +218,21 @@ describe('consumer end to end (real api, consumer, RabbitMQ and disk)', () => {
     try {
       proxy.cut();
       const api = await pipeline.startApi();
-      const port = await freePort();
+      // Port 0 and the ready line: no other process can take the port between choosing and binding it.
       const consumer = pipeline.spawn('consumer', {
         RABBITMQ_URL: proxy.amqpUrlFor(testBrokerUrl()),
         CONSUMER_HOST: '127.0.0.1',
-        CONSUMER_PORT: String(port),
+        CONSUMER_PORT: '0',
         DATA_OUTPUT_DIR: pipeline.dir,
         BATCH_FLUSH_MS: '200',
       });
-      await waitFor(async () => (await fetch(`http://127.0.0.1:${port}/health`)).status === 503, {
+      const url = await consumer.listeningUrl();
+      await waitFor(async () => (await fetch(`${url}/health`)).status === 503, {
         description: 'the consumer to serve /health 503 without a broker',
       });
       const expected = shardsById(await postMany(api.url, 3, 40), pipeline.shardsCount);
       proxy.restore();
-      await consumer.waitUntilHealthy(`http://127.0.0.1:${port}/health`);
+      await consumer.waitUntilHealthy(`${url}/health`);
       await waitForAllWritten(pipeline.dir, expected.keys());
     } finally {
       await proxy.close();

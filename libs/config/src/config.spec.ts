@@ -13,6 +13,7 @@ import { readRuntimeConfig, runtimeConfig } from './runtime.config';
 describe('configuration', () => {
   it('has the contract defaults', () => {
     expect(readRabbitmqConfig({})).toEqual({
+      urls: ['amqp://guest:guest@localhost:5672'],
       url: 'amqp://guest:guest@localhost:5672',
       shardsCount: 5,
       queuePrefix: 'messages',
@@ -39,7 +40,6 @@ describe('configuration', () => {
       workerTimeoutMs: 10_000,
       prefetch: 200,
       sinkFsync: true,
-      faultSinkStallEvery: 0,
     });
     expect(readRuntimeConfig({})).toEqual({ shutdownTimeoutMs: 30_000, logFormat: 'pretty', logLevel: 'info' });
   });
@@ -49,6 +49,12 @@ describe('configuration', () => {
       shardsCount: 7,
       queueType: 'quorum',
       queuePrefix: 'orders',
+    });
+    expect(
+      readRabbitmqConfig({ RABBITMQ_URL: 'amqp://u:p@a:5672, amqps://u:p@b:5671 ,amqp://c', QUEUE_TYPE: 'quorum' }),
+    ).toMatchObject({
+      urls: ['amqp://u:p@a:5672', 'amqps://u:p@b:5671', 'amqp://c'],
+      url: 'amqp://u:p@a:5672',
     });
     expect(readConsumerConfig({ CONSUMER_SHARDS: '3, 1,3', SINK_FSYNC: 'false', BATCH_SIZE: ' ' })).toMatchObject({
       shards: [1, 3],
@@ -70,6 +76,22 @@ describe('configuration', () => {
     [
       () => readRabbitmqConfig({ RABBITMQ_URL: 'http://x' }),
       'Invalid RABBITMQ_URL="http://x": expected an amqp:// or amqps:// URL',
+    ],
+    [
+      () => readRabbitmqConfig({ RABBITMQ_URL: 'amqp://a:5672,http://b:5672', QUEUE_TYPE: 'quorum' }),
+      'Invalid RABBITMQ_URL="amqp://a:5672,http://b:5672": item 2 ("http://b:5672") is not an amqp:// or amqps:// URL',
+    ],
+    [
+      () => readRabbitmqConfig({ RABBITMQ_URL: 'amqp://a:5672,,amqp://b:5672', QUEUE_TYPE: 'quorum' }),
+      'item 2 ("") is not an amqp:// or amqps:// URL',
+    ],
+    [
+      () => readRabbitmqConfig({ RABBITMQ_URL: 'amqp://a:5672, amqp://a:5672', QUEUE_TYPE: 'quorum' }),
+      'item 2 ("amqp://a:5672") lists a node twice',
+    ],
+    [
+      () => readRabbitmqConfig({ RABBITMQ_URL: 'amqp://a:5672,amqp://b:5672' }),
+      'Invalid QUEUE_TYPE="classic": RABBITMQ_URL lists 2 nodes of a cluster, which needs quorum',
     ],
     [
       () => readRabbitmqConfig({ QUEUE_TYPE: 'stream' }),

@@ -31,8 +31,6 @@ export function readConsumerConfig(
     workerTimeoutMs: readInt(env, 'WORKER_TIMEOUT_MS', 10_000, { min: 10, max: 3_600_000 }),
     prefetch: readInt(env, 'PREFETCH', 200, { min: 1, max: 65_535 }),
     sinkFsync: readBoolean(env, 'SINK_FSYNC', true),
-    /** Test seam for the fault suite: every Nth batch write stalls until its worker times out (0: never). */
-    faultSinkStallEvery: readInt(env, 'FAULT_SINK_STALL_EVERY', 0, { min: 0, max: 1_000_000 }),
   };
 }
 

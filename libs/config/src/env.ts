@@ -54,19 +54,46 @@ export function readEnum<T extends string>(env: Env, name: string, fallback: T, 
   return value as T;
 }
 
+function isAmqpUrl(value: string): boolean {
+  try {
+    return ['amqp:', 'amqps:'].includes(new URL(value).protocol);
+  } catch {
+    return false;
+  }
+}
+
 export function readAmqpUrl(env: Env, name: string, fallback: string): string {
   const value = raw(env, name);
   if (value === undefined) return fallback;
-  let protocol: string;
-  try {
-    protocol = new URL(value).protocol;
-  } catch {
-    protocol = '';
-  }
-  if (protocol !== 'amqp:' && protocol !== 'amqps:') {
+  if (!isAmqpUrl(value)) {
     throw new ConfigValidationError(name, value, 'expected an amqp:// or amqps:// URL');
   }
   return value;
+}
+
+/**
+ * One amqp(s):// URL, or a comma-separated list of the nodes of one RabbitMQ cluster. Every item
+ * is checked; an empty item or a node listed twice is an error, and the error names the item.
+ */
+export function readAmqpUrls(env: Env, name: string, fallback: string): string[] {
+  const value = raw(env, name);
+  if (value === undefined) return [fallback];
+  const urls = value.split(',').map((item) => item.trim());
+  if (urls.length === 1) return [readAmqpUrl(env, name, fallback)];
+  urls.forEach((url, index) => {
+    const item = `item ${index + 1} (${JSON.stringify(url)})`;
+    if (!isAmqpUrl(url)) {
+      throw new ConfigValidationError(
+        name,
+        value,
+        `${item} is not an amqp:// or amqps:// URL; expected one URL or a comma-separated list of a cluster's nodes`,
+      );
+    }
+    if (urls.indexOf(url) !== index) {
+      throw new ConfigValidationError(name, value, `${item} lists a node twice`);
+    }
+  });
+  return urls;
 }
 
 export function readHost(env: Env, name: string, fallback: string): string {

@@ -43,6 +43,17 @@ export class PermanentMessageError extends Error {
   }
 }
 
+/**
+ * An entry of another shard than the queue it came from: not poison, but a sign that the apps
+ * disagree on SHARDS_COUNT. The delivery goes back to its queue, never to a file or the dead letters.
+ */
+export class ShardMismatchError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = ShardMismatchError.name;
+  }
+}
+
 function isPlainObject(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
@@ -61,7 +72,7 @@ function decodeEntry(value: unknown, index: number, shard: number, shardsCount: 
   }
   const entryShard = shardOf(timestamp, shardsCount);
   if (entryShard !== shard) {
-    throw new PermanentMessageError(
+    throw new ShardMismatchError(
       `entry ${index} (${timestamp}) belongs to shard ${entryShard} of ${shardsCount}, not ${shard}: do the apps agree on SHARDS_COUNT?`,
     );
   }
@@ -70,7 +81,7 @@ function decodeEntry(value: unknown, index: number, shard: number, shardsCount: 
 
 /**
  * Decodes and checks one delivery of shard `shard`. Throws PermanentMessageError for anything
- * that is not a non-empty list of valid entries of exactly this shard.
+ * that is not a non-empty list of valid entries, ShardMismatchError for an entry of another shard.
  */
 export function decodeShardPacket(content: Buffer, shard: number, shardsCount: number): WireEntry[] {
   let packet: unknown;

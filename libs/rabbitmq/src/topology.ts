@@ -14,9 +14,26 @@ function typeArguments(queueType: QueueType): Record<string, unknown> {
   return queueType === 'quorum' ? { 'x-queue-type': 'quorum' } : { 'x-queue-version': 2 };
 }
 
-/** How every shard queue is declared; both apps must use exactly these arguments. */
+/**
+ * A quorum shard queue's own arguments (docs/cluster.md, section 3): a delivery limit, since
+ * RabbitMQ before 4.0 has none and a message that crashes consumers would loop for ever; and
+ * at-least-once dead-lettering, which keeps a dead letter in the shard queue until the dead-letter
+ * queue has confirmed it, so that a node lost mid-way loses none. RabbitMQ honours at-least-once
+ * only with `reject-publish` overflow (else it falls back to at-most-once); the shard queues have
+ * no length limit, so it refuses nothing.
+ */
+const QUORUM_SHARD_ARGUMENTS = {
+  'x-delivery-limit': QUORUM_DELIVERY_LIMIT,
+  'x-dead-letter-strategy': 'at-least-once',
+  'x-overflow': 'reject-publish',
+} as const;
+
+/**
+ * How every shard queue is declared; both apps must use exactly these arguments (a queue that
+ * exists with others refuses the declaration with 406 PRECONDITION_FAILED).
+ */
 export function shardQueueOptions(topology: TopologyOptions): Options.AssertQueue {
-  const quorumOnly = topology.queueType === 'quorum' ? { 'x-delivery-limit': QUORUM_DELIVERY_LIMIT } : {};
+  const quorumOnly = topology.queueType === 'quorum' ? QUORUM_SHARD_ARGUMENTS : {};
   return {
     durable: true,
     arguments: {
@@ -28,6 +45,7 @@ export function shardQueueOptions(topology: TopologyOptions): Options.AssertQueu
   };
 }
 
+/** The dead-letter queue: a quorum queue too on a cluster, so that a node's loss does not take it. */
 export function deadLetterQueueOptions(topology: TopologyOptions): Options.AssertQueue {
   return { durable: true, arguments: typeArguments(topology.queueType) };
 }
@@ -43,5 +61,28 @@ export async function assertTopology(channel: Channel, topology: TopologyOptions
   for (const queue of allShardQueueNames(topology.queuePrefix, topology.shardsCount)) {
     await channel.assertQueue(queue, options);
     await channel.bindQueue(queue, SHARD_EXCHANGE, queue);
+  }
+}
+
+/**
+ * Declares the topology once per connection rather than once per channel: the first channel
+ * set up on a connection declares it, the others wait for that. A failed declaration is forgotten,
+ * so the next channel tries again.
+ */
+export class TopologyPerConnection {
+  private readonly declared = new WeakMap<object, Promise<void>>();
+
+  constructor(private readonly topology: TopologyOptions) {}
+
+  /** Resolves once the topology is declared on `channel`'s connection. */
+  ensure(channel: Channel): Promise<void> {
+    const connection = channel.connection as object;
+    let declared = this.declared.get(connection);
+    if (declared === undefined) {
+      declared = assertTopology(channel, this.topology);
+      this.declared.set(connection, declared);
+      declared.catch(() => this.declared.delete(connection));
+    }
+    return declared;
   }
 }

@@ -91,6 +91,36 @@ export class TestBroker {
     await withDeadline(publish(), CALL_TIMEOUT_MS, `the broker to confirm a message to ${queue}`);
   }
 
+  /**
+   * Publishes many messages to `queue` on one confirm channel, as persistent messages, waiting
+   * for the channel to drain when its buffer is full, and resolves once the broker confirmed
+   * every one; fails after `timeoutMs`. For backlogs far faster than through the api.
+   */
+  async publishMany(
+    queue: string,
+    contents: Iterable<Buffer>,
+    options: Options.Publish = {},
+    timeoutMs = 120_000,
+  ): Promise<number> {
+    const publish = async () => {
+      const channel = watch(await this.connection.createConfirmChannel());
+      let count = 0;
+      try {
+        for (const content of contents) {
+          count++;
+          if (!channel.sendToQueue(queue, content, { persistent: true, ...options })) {
+            await new Promise((resolve) => channel.once('drain', resolve));
+          }
+        }
+        await channel.waitForConfirms();
+        return count;
+      } finally {
+        await closeQuietly(channel);
+      }
+    };
+    return withDeadline(publish(), timeoutMs, `the broker to confirm messages to ${queue}`);
+  }
+
   /** Empties `queue`; returns how many messages it held. */
   async purge(queue: string): Promise<number> {
     return this.withChannel(`purging ${queue}`, async (channel) => (await channel.purgeQueue(queue)).messageCount);

@@ -1,4 +1,4 @@
-import { AppProcess, type AppName } from './app-process';
+import { type AppEntry, AppProcess, type AppName } from './app-process';
 import { TestBroker, testBrokerUrl, testPrefix } from './broker';
 import { type TempDir, tempDir } from './temp-dir';
 
@@ -62,20 +62,25 @@ export class Pipeline {
     return this.startListening('api', { API_HOST: '127.0.0.1', API_PORT: '0', ...env });
   }
 
-  /** Starts a consumer over the pipeline's output folder; resolves once /health is 200. */
-  async startConsumer(env: Record<string, string> = {}): Promise<{ app: AppProcess; url: string }> {
-    return this.startListening('consumer', {
-      CONSUMER_HOST: '127.0.0.1',
-      CONSUMER_PORT: '0',
-      DATA_OUTPUT_DIR: this.dir,
-      ...env,
-    });
+  /**
+   * Starts a consumer over the pipeline's output folder (the built one, or a test `entry`);
+   * resolves once /health is 200.
+   */
+  async startConsumer(
+    env: Record<string, string> = {},
+    entry: AppEntry = {},
+  ): Promise<{ app: AppProcess; url: string }> {
+    return this.startListening(
+      'consumer',
+      { CONSUMER_HOST: '127.0.0.1', CONSUMER_PORT: '0', DATA_OUTPUT_DIR: this.dir, ...env },
+      entry,
+    );
   }
 
   /** Starts an app without waiting for it, e.g. to see it fail. */
-  spawn(name: AppName, env: Record<string, string> = {}): AppProcess {
+  spawn(name: AppName, env: Record<string, string> = {}, entry: AppEntry = {}): AppProcess {
     if (this.disposing) throw new PipelineDisposedError(this.prefix, name);
-    const app = AppProcess.start(name, { ...this.env, ...env });
+    const app = AppProcess.start(name, { ...this.env, ...env }, entry);
     this.processes.push(app);
     return app;
   }
@@ -106,13 +111,18 @@ export class Pipeline {
    * Port 0: the app binds a free port itself and names it in its ready line, so no other test can
    * take the port between choosing it and binding it.
    */
-  private async startListening(name: AppName, env: Record<string, string>): Promise<{ app: AppProcess; url: string }> {
+  private async startListening(
+    name: AppName,
+    env: Record<string, string>,
+    entry: AppEntry = {},
+  ): Promise<{ app: AppProcess; url: string }> {
     // The port is read from the `listening at` line, which is logged at info.
     if (['warn', 'error', 'fatal'].includes(env.LOG_LEVEL ?? this.env.LOG_LEVEL ?? 'info')) {
       throw new RangeError(`${name}: LOG_LEVEL must be info or lower for the pipeline to read its port`);
     }
-    const app = this.spawn(name, env);
-    const url = await app.listeningUrl();
+    const app = this.spawn(name, env, entry);
+    // ts-node compiles a test entry on start: give it longer than a built app needs.
+    const url = await app.listeningUrl(entry.entry === undefined ? 20_000 : 60_000);
     await app.waitUntilHealthy(`${url}/health`);
     if (this.disposing) throw new PipelineDisposedError(this.prefix, `more work with ${name}`);
     return { app, url };

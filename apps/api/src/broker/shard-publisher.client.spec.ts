@@ -50,6 +50,11 @@ class FakeChannelWrapper extends EventEmitter {
 class FakeConnection extends EventEmitter {
   readonly channels: FakeChannelWrapper[] = [];
   close = jest.fn(async () => undefined);
+  /** amqplib's connection behind the manager (its public `connection` getter). */
+  readonly amqp = { close: jest.fn(async () => undefined) };
+  get connection() {
+    return this.amqp;
+  }
   createChannel(options: FakeChannelWrapper['options']): FakeChannelWrapper {
     const channel = new FakeChannelWrapper(options);
     this.channels.push(channel);
@@ -159,6 +164,65 @@ describe('ShardPublisherClient on ClientRMQ (a contract test of its internals)',
     connection.emit('disconnect', { err: new Error('gone') });
     expect(disconnects).toBe(1);
     expect(client.isReady()).toBe(false);
+  });
+
+  describe('recycling the connection after a failed publish', () => {
+    const publish = () => client.dispatchConfirmed('unit.shard.1', Buffer.from('{}'), { timeout: 50 });
+
+    it('a nack closes the connection once and unreadies until the next connect; a nack there recycles it too', async () => {
+      const { wrapper } = await connected();
+      wrapper.publish.mockRejectedValue(new Error('message nacked'));
+      await expect(publish()).rejects.toThrow('message nacked');
+      await expect(publish()).rejects.toThrow('message nacked');
+      expect(connection.amqp.close).toHaveBeenCalledTimes(1);
+      expect(client.isReady()).toBe(false);
+      expect(client.isRecycling()).toBe(true);
+
+      connection.emit('connect', { connection: {}, url: 'amqp://next' });
+      expect(client.isRecycling()).toBe(false);
+      await expect(publish()).rejects.toThrow('message nacked');
+      expect(connection.amqp.close).toHaveBeenCalledTimes(2);
+    });
+
+    it('a failure of a publish sent on an earlier connection recycles nothing', async () => {
+      const { wrapper } = await connected();
+      let fail: (error: Error) => void = () => undefined;
+      wrapper.publish.mockImplementationOnce(() => new Promise((_, reject) => (fail = reject)));
+      const early = publish();
+      connection.emit('connect', { connection: {}, url: 'amqp://next' });
+      fail(new Error('message nacked'));
+      await expect(early).rejects.toThrow('message nacked');
+      expect(connection.amqp.close).not.toHaveBeenCalled();
+    });
+
+    it('a timeout recycles only when nothing was confirmed since the publish was sent', async () => {
+      const { wrapper } = await connected();
+      let timeOut: (error: Error) => void = () => undefined;
+      wrapper.publish.mockImplementationOnce(() => new Promise((_, reject) => (timeOut = reject)));
+      const slow = publish();
+      await publish(); // confirmed meanwhile: the broker is slow, not stuck
+      timeOut(new Error('timeout'));
+      await expect(slow).rejects.toThrow('timeout');
+      expect(connection.amqp.close).not.toHaveBeenCalled();
+
+      wrapper.publish.mockRejectedValueOnce(new Error('timeout'));
+      await expect(publish()).rejects.toThrow('timeout');
+      expect(connection.amqp.close).toHaveBeenCalledTimes(1);
+    });
+
+    it('any other failure, and a failure while closing, recycles nothing', async () => {
+      const { wrapper } = await connected();
+      wrapper.publish.mockRejectedValueOnce(new Error('Channel closed'));
+      await expect(publish()).rejects.toThrow('Channel closed');
+      let nack: (error: Error) => void = () => undefined;
+      wrapper.publish.mockImplementationOnce(() => new Promise((_, reject) => (nack = reject)));
+      const pending = publish();
+      const closing = client.close();
+      nack(new Error('message nacked'));
+      await expect(pending).rejects.toThrow('message nacked');
+      await closing;
+      expect(connection.amqp.close).not.toHaveBeenCalled();
+    });
   });
 
   it('closes the channel, then the connection, once each, and forgets both', async () => {

@@ -1,7 +1,7 @@
 import { Logger } from '@nestjs/common';
 import { ClientRMQ, type RmqOptions } from '@nestjs/microservices';
 import type { Channel, Message } from 'amqplib';
-import type { ChannelWrapper, Options } from 'amqp-connection-manager';
+import type { AmqpConnectionManager, ChannelWrapper, Options } from 'amqp-connection-manager';
 import { randomUUID } from 'node:crypto';
 import { assertTopology, type TopologyOptions } from '@app/rabbitmq';
 
@@ -13,11 +13,22 @@ export class UnroutableMessageError extends Error {
   }
 }
 
+/** amqp-connection-manager's publish timeout rejects with a plain `Error('timeout')`. */
+export function isPublishTimeout(error: unknown): boolean {
+  return error instanceof Error && error.message === 'timeout';
+}
+
+/** amqplib rejects a publish the broker nacked with a plain `Error('message nacked')`. */
+export function isNack(error: unknown): boolean {
+  return error instanceof Error && error.message === 'message nacked';
+}
+
 /**
  * Nest's RMQ client that declares the whole topology on every (re)connect before it publishes,
  * knows whether it can publish right now, and publishes bytes already encoded (libs/contracts'
  * encodeShardPackets) with a confirm. It relies on ClientRMQ's connection and channel handling;
- * shard-publisher.client.spec.ts pins the internals it overrides or calls.
+ * shard-publisher.client.spec.ts pins the internals it overrides or calls. A nack, or a timeout
+ * with nothing confirmed meanwhile, recycles the connection once (recycle()).
  */
 export class ShardPublisherClient extends ClientRMQ {
   private readonly channelLogger = new Logger(ShardPublisherClient.name);
@@ -25,15 +36,33 @@ export class ShardPublisherClient extends ClientRMQ {
   private closing = false;
   /** Ids of mandatory messages the broker returned: a return comes before the message's confirm. */
   private readonly returned = new Set<string>();
+  /** Counts connects: a failure recycles only the connection it happened on, and that one once. */
+  private connection = 0;
+  private recycled = 0;
+  /** When a publish was last confirmed (performance.now()). */
+  private lastConfirmAt = 0;
 
   constructor(
     options: Required<RmqOptions>['options'],
     private readonly topology: TopologyOptions,
   ) {
     super(options);
+    this.on('connect', () => {
+      this.connection++;
+    });
     this.on('disconnect', () => {
       this.ready = false;
     });
+  }
+
+  /** amqp-connection-manager's `connectFailed({ err, url })`, which Nest's RmqEvents do not list: an attempt on one node failed. */
+  onConnectFailed(listener: (event: { err?: unknown; url?: unknown }) => void): void {
+    this.on('connectFailed' as 'error', listener as never);
+  }
+
+  /** True from a recycle() until the next connect: the disconnect meanwhile is ours, not an outage. */
+  isRecycling(): boolean {
+    return this.recycled === this.connection && this.recycled > 0;
   }
 
   /** True once connected and the topology is declared; false while the broker is away. */
@@ -74,16 +103,49 @@ export class ShardPublisherClient extends ClientRMQ {
     const channel = this.channel as ChannelWrapper | null;
     if (channel === null) throw new Error('no channel to publish on: connect first');
     const messageId = randomUUID();
+    const connection = this.connection;
+    const sentAt = performance.now();
     try {
       await channel.publish(this.options.exchange ?? '', routingKey, content, {
         ...options,
         messageId,
         mandatory: true,
       });
+      this.lastConfirmAt = performance.now();
       if (this.returned.has(messageId)) throw new UnroutableMessageError(routingKey);
+    } catch (error) {
+      // A timeout while other publishes are confirmed is a slow broker, not a stuck channel.
+      if (isNack(error) || (isPublishTimeout(error) && this.lastConfirmAt < sentAt)) {
+        this.recycle(connection, isNack(error) ? 'nacked' : 'not confirmed in time');
+      }
+      throw error;
     } finally {
       this.returned.delete(messageId);
     }
+  }
+
+  /**
+   * Closes the connection a publish failed on, once per connection, and stays unready (503 at
+   * once) until the next connect, which amqp-connection-manager makes RECONNECT_SECONDS later on
+   * the next node of its list. Why: on RabbitMQ before 3.12.5 a channel whose first publish to a
+   * quorum queue came while the queue's record still named a leader that is gone is nacked on that
+   * queue until the old leader's node returns; a new channel reads the repaired record
+   * (docs/cluster.md, section 4). A connection that confirms nothing moves to another node before
+   * the heartbeats would give up. Closing, not amqp-connection-manager's reconnect(): reconnect()
+   * waits for the broker's close-ok, which a node that died meanwhile never sends, and would then
+   * never connect again; a close always ends in the 'close' event the manager reconnects on.
+   */
+  private recycle(connection: number, why: string): void {
+    if (this.closing || connection !== this.connection || this.recycled === connection) return;
+    const amqp = this.unwrap<AmqpConnectionManager>().connection;
+    if (amqp === undefined) return;
+    this.recycled = connection;
+    this.ready = false;
+    this.channelLogger.warn(`a publish was ${why}: reconnecting so that the channels start afresh`);
+    // The 'close' event follows however the close ends (close-ok, socket error, heartbeat timeout).
+    amqp.close().catch((error: unknown) => {
+      this.channelLogger.debug(`the recycled connection closed with ${String(error)}`);
+    });
   }
 
   override async setupChannel(channel: Channel, resolve: () => void): Promise<void> {

@@ -35,7 +35,13 @@ describe('ShardPublisher', () => {
 
   beforeEach(() => {
     publisher = new ShardPublisher(
-      { url: 'amqp://127.0.0.1:1', shardsCount: 5, queuePrefix: 'unit', queueType: 'classic' },
+      {
+        urls: ['amqp://127.0.0.1:1'],
+        url: 'amqp://127.0.0.1:1',
+        shardsCount: 5,
+        queuePrefix: 'unit',
+        queueType: 'classic',
+      },
       { publishTimeoutMs: PUBLISH_TIMEOUT_MS } as ApiConfig,
       new ApiMetrics(new Registry()),
     );

@@ -4,10 +4,10 @@ import type { Options } from 'amqp-connection-manager';
 import { apiConfig, rabbitmqConfig } from '@app/config';
 import { SHARDS_COUNT_HEADER, type WireEntry, encodeShardPackets } from '@app/contracts';
 import { describeError } from '@app/observability';
-import { BrokerOutageLog, HEARTBEAT_SECONDS, RECONNECT_SECONDS, SHARD_EXCHANGE } from '@app/rabbitmq';
+import { BrokerOutageLog, HEARTBEAT_SECONDS, RECONNECT_SECONDS, SHARD_EXCHANGE, nodeOrder } from '@app/rabbitmq';
 import { shardQueueName } from '@app/sharding';
 import { ApiMetrics } from '../metrics/api.metrics';
-import { ShardPublisherClient } from './shard-publisher.client';
+import { ShardPublisherClient, isPublishTimeout } from './shard-publisher.client';
 
 /** The broker did not take a message: it is unreachable, it refused, or it did not confirm in time. */
 export class BrokerUnavailableError extends Error {
@@ -17,7 +17,11 @@ export class BrokerUnavailableError extends Error {
   }
 }
 
-/** Publishes shard messages through a Nest ClientProxy and resolves only on the broker's confirm. */
+/**
+ * Publishes shard messages through a Nest ClientProxy and resolves only on the broker's confirm.
+ * On a cluster its one connection starts at a random node of RABBITMQ_URL and moves to the next in
+ * turn when its node goes (nodeOrder, docs/cluster.md).
+ */
 @Injectable()
 export class ShardPublisher implements OnApplicationBootstrap, OnApplicationShutdown {
   private readonly logger = new Logger(ShardPublisher.name);
@@ -36,7 +40,7 @@ export class ShardPublisher implements OnApplicationBootstrap, OnApplicationShut
   ) {
     this.client = new ShardPublisherClient(
       {
-        urls: [rabbitmq.url],
+        urls: nodeOrder(rabbitmq.urls),
         // The pattern is the routing key: the shard queue's name on a direct exchange.
         wildcards: true,
         exchange: SHARD_EXCHANGE,
@@ -49,16 +53,18 @@ export class ShardPublisher implements OnApplicationBootstrap, OnApplicationShut
       },
       rabbitmq,
     );
-    this.outage = new BrokerOutageLog(this.logger, rabbitmq.url, 'answering 503');
-    this.client.on('connect', () => {
+    this.outage = new BrokerOutageLog(this.logger, rabbitmq.urls, 'answering 503');
+    this.client.on('connect', (event?: { url?: unknown }) => {
       this.lastTimeoutAt = 0;
-      this.outage.restored();
+      this.outage.restored(typeof event?.url === 'string' ? event.url : undefined);
       metrics.broker.connected();
     });
     this.client.on('disconnect', (event?: { err?: unknown }) => {
       metrics.broker.disconnected();
-      this.outage.lost(event?.err);
+      // A recycle after a nack closes the connection on purpose; the client logged why.
+      if (!this.client.isRecycling()) this.outage.lost(event?.err);
     });
+    this.client.onConnectFailed(({ err, url }) => this.outage.lost(err, typeof url === 'string' ? url : undefined));
   }
 
   onApplicationBootstrap(): void {
@@ -126,7 +132,7 @@ export class ShardPublisher implements OnApplicationBootstrap, OnApplicationShut
       this.lastConfirmAt = Date.now();
     } catch (error) {
       timer({ outcome: 'failed' });
-      if (isTimeout(error)) this.lastTimeoutAt = Date.now();
+      if (isPublishTimeout(error)) this.lastTimeoutAt = Date.now();
       const message = `RabbitMQ did not confirm the entries of shard ${shard}: ${this.describe(error)}`;
       throw new BrokerUnavailableError(message, { cause: error });
     } finally {
@@ -135,14 +141,9 @@ export class ShardPublisher implements OnApplicationBootstrap, OnApplicationShut
   }
 
   private describe(error: unknown): string {
-    if (isTimeout(error)) {
+    if (isPublishTimeout(error)) {
       return `no confirm within ${this.api.publishTimeoutMs} ms`;
     }
     return describeError(error);
   }
-}
-
-/** amqp-connection-manager's publish timeout rejects with a plain `Error('timeout')`. */
-function isTimeout(error: unknown): boolean {
-  return error instanceof Error && error.message === 'timeout';
 }

@@ -1,10 +1,16 @@
 import { Logger } from '@nestjs/common';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, promises as fsp, readdirSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ConfigValidationError, readConsumerConfig } from '@app/config';
 import { DirectorySyncer } from './directory-syncer';
-import { FileSinkService, SinkWriteAbortedError, STAGING_FOLDER } from './file-sink.service';
+import {
+  DIRECTORY_SYNC_RETRY_MS,
+  FileSinkService,
+  PROBE_CACHE_MS,
+  SinkWriteAbortedError,
+  STAGING_FOLDER,
+} from './file-sink.service';
 
 function sinkAt(dataOutputDir: string, sinkFsync = true): FileSinkService {
   return new FileSinkService({ ...readConsumerConfig({}), dataOutputDir, sinkFsync });
@@ -17,6 +23,7 @@ describe('FileSinkService', () => {
   beforeEach(() => {
     dir = mkdtempSync(join(tmpdir(), 'sink-spec-'));
     jest.spyOn(Logger.prototype, 'log').mockImplementation();
+    jest.spyOn(Logger.prototype, 'error').mockImplementation();
   });
   afterEach(() => {
     rmSync(dir, { recursive: true, force: true });
@@ -93,44 +100,287 @@ describe('FileSinkService', () => {
   });
 });
 
+/** The real fs/promises.open, kept before any spy replaces it. */
+const realOpen = fsp.open.bind(fsp);
+type Opened = Awaited<ReturnType<typeof fsp.open>>;
+
+/** Every fs call the sink makes that matters for durability, in the order it made them. */
+function recordFs(dir: string, events: string[], faults: { dirSync?: () => Error | undefined } = {}) {
+  jest.spyOn(fsp, 'open').mockImplementation(async (...args: Parameters<typeof fsp.open>) => {
+    const [path, flags] = args;
+    const handle: Opened = await realOpen(...args);
+    const what = path === dir && flags === 'r' ? 'dir' : String(path).includes(STAGING_FOLDER) ? 'file' : 'other';
+    const sync = handle.sync.bind(handle);
+    const writeFile = handle.writeFile.bind(handle);
+    jest.spyOn(handle, 'writeFile').mockImplementation(async (...rest: Parameters<Opened['writeFile']>) => {
+      events.push(`${what}-write`);
+      return writeFile(...rest);
+    });
+    jest.spyOn(handle, 'sync').mockImplementation(async () => {
+      events.push(`${what}-fsync`);
+      const error = what === 'dir' ? faults.dirSync?.() : undefined;
+      if (error) throw error;
+      return sync();
+    });
+    return handle;
+  });
+  const rename = fsp.rename.bind(fsp);
+  jest.spyOn(fsp, 'rename').mockImplementation(async (from, to) => {
+    events.push('rename');
+    return rename(from, to);
+  });
+}
+
+const jsonlFiles = (dir: string) => readdirSync(dir).filter((file) => file.endsWith('.jsonl'));
+
+describe('FileSinkService error paths', () => {
+  let dir: string;
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), 'sink-faults-'));
+    jest.spyOn(Logger.prototype, 'log').mockImplementation();
+    jest.spyOn(Logger.prototype, 'error').mockImplementation();
+  });
+  afterEach(() => {
+    jest.restoreAllMocks();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('leaves nothing staged when the rename fails after the commit, so each retry stages one copy at most', async () => {
+    const sink = sinkAt(dir);
+    await sink.onModuleInit();
+    const rename = jest.spyOn(fsp, 'rename').mockRejectedValue(Object.assign(new Error('EIO'), { code: 'EIO' }));
+    for (let attempt = 0; attempt < 3; attempt++) {
+      const control = go();
+      await expect(sink.write('0-1', ['a'], control)).rejects.toThrow('EIO');
+      expect(control.commit).toHaveBeenCalledTimes(1);
+    }
+    expect(readdirSync(join(dir, STAGING_FOLDER))).toEqual([]);
+    rename.mockRestore();
+    const name = await sink.write('0-1', ['a'], go());
+    expect(jsonlFiles(dir)).toEqual([name]);
+    expect(readdirSync(join(dir, STAGING_FOLDER))).toEqual([]);
+  });
+
+  it('treats a rename that failed but put the file in place as done: the file is complete, never written again', async () => {
+    const sink = sinkAt(dir);
+    await sink.onModuleInit();
+    const rename = fsp.rename.bind(fsp);
+    jest.spyOn(fsp, 'rename').mockImplementation(async (from, to) => {
+      await rename(from, to);
+      throw new Error('EIO after the rename');
+    });
+    const name = await sink.write('0-1', ['a'], go());
+    expect(jsonlFiles(dir)).toEqual([name]);
+  });
+
+  it('leaves no staged file when the health probe cannot write', async () => {
+    const sink = sinkAt(dir);
+    await sink.onModuleInit();
+    jest.spyOn(fsp, 'open').mockImplementation(async (...args: Parameters<typeof fsp.open>) => {
+      const handle = await realOpen(...args);
+      jest.spyOn(handle, 'writeFile').mockRejectedValue(Object.assign(new Error('ENOSPC'), { code: 'ENOSPC' }));
+      return handle;
+    });
+    await expect(sink.isWritable()).resolves.toBe(false);
+    expect(readdirSync(join(dir, STAGING_FOLDER))).toEqual([]);
+    expect(readdirSync(dir)).toEqual([STAGING_FOLDER]);
+  });
+
+  it('never puts back a renamed batch when the folder fsync fails: it retries the fsync alone and resolves after one succeeds', async () => {
+    const sink = sinkAt(dir);
+    await sink.onModuleInit();
+    const events: string[] = [];
+    let failures = 2;
+    recordFs(dir, events, { dirSync: () => (failures-- > 0 ? new Error('EIO on the folder') : undefined) });
+    const control = go();
+    const name = await sink.write('0-1', ['a', 'b'], control);
+    expect(jsonlFiles(dir)).toEqual([name]);
+    expect(readFileSync(join(dir, name), 'utf8')).toBe('a\nb\n');
+    expect(control.commit).toHaveBeenCalledTimes(1);
+    // Written and renamed once; the write resolved (the caller acks) only after the third fsync, the first to succeed.
+    expect(events).toEqual(['file-write', 'file-fsync', 'rename', 'dir-fsync', 'dir-fsync', 'dir-fsync']);
+    expect(readdirSync(join(dir, STAGING_FOLDER))).toEqual([]);
+  });
+
+  it('does not resolve a write whose folder fsync keeps failing: its entries stay unacknowledged', async () => {
+    const sink = sinkAt(dir);
+    await sink.onModuleInit();
+    let failing = true;
+    recordFs(dir, [], { dirSync: () => (failing ? new Error('EIO on the folder') : undefined) });
+    const write = sink.write('0-1', ['a'], go());
+    const outcome = await Promise.race([
+      write.then(
+        () => 'resolved',
+        () => 'rejected',
+      ),
+      new Promise((resolve) => setTimeout(() => resolve('pending'), DIRECTORY_SYNC_RETRY_MS.initial * 4)),
+    ]);
+    expect(outcome).toBe('pending');
+    expect(jsonlFiles(dir)).toHaveLength(1);
+    failing = false;
+    await expect(write).resolves.toBe(jsonlFiles(dir)[0]);
+  });
+
+  it('probes the folder at most once per PROBE_CACHE_MS, concurrent calls sharing one probe', async () => {
+    const sink = sinkAt(dir);
+    await sink.onModuleInit();
+    const events: string[] = [];
+    recordFs(dir, events);
+    const probes = () => events.filter((event) => event === 'file-write').length;
+    let now = Date.now();
+    jest.spyOn(Date, 'now').mockImplementation(() => now);
+    await expect(Promise.all([sink.isWritable(), sink.isWritable(), sink.isWritable()])).resolves.toEqual([
+      true,
+      true,
+      true,
+    ]);
+    expect(probes()).toBe(1);
+    now += PROBE_CACHE_MS - 1;
+    await expect(sink.isWritable()).resolves.toBe(true);
+    expect(probes()).toBe(1);
+    now += 2;
+    await expect(sink.isWritable()).resolves.toBe(true);
+    expect(probes()).toBe(2);
+  });
+
+  it('reports an unwritable folder from the next probe after the cache runs out', async () => {
+    const sink = sinkAt(dir);
+    await sink.onModuleInit();
+    let now = Date.now();
+    jest.spyOn(Date, 'now').mockImplementation(() => now);
+    await expect(sink.isWritable()).resolves.toBe(true);
+    jest.spyOn(fsp, 'mkdir').mockRejectedValue(new Error('EROFS'));
+    now += PROBE_CACHE_MS;
+    await expect(sink.isWritable()).resolves.toBe(false);
+  });
+});
+
+describe('FileSinkService durability order', () => {
+  let dir: string;
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), 'sink-order-'));
+    jest.spyOn(Logger.prototype, 'log').mockImplementation();
+  });
+  afterEach(() => {
+    jest.restoreAllMocks();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('with SINK_FSYNC: writes, fsyncs the file, commits, renames, then fsyncs the folder, and only then resolves', async () => {
+    const sink = sinkAt(dir, true);
+    await sink.onModuleInit();
+    const events: string[] = [];
+    recordFs(dir, events);
+    const control = { signal: new AbortController().signal, commit: jest.fn(() => events.push('commit')) };
+    await sink.write('1-2', ['x'], control).then(() => events.push('resolved'));
+    expect(events).toEqual(['file-write', 'file-fsync', 'commit', 'rename', 'dir-fsync', 'resolved']);
+  });
+
+  it('without SINK_FSYNC: fsyncs nothing, still commits right before the rename', async () => {
+    const sink = sinkAt(dir, false);
+    await sink.onModuleInit();
+    const events: string[] = [];
+    recordFs(dir, events);
+    const control = { signal: new AbortController().signal, commit: jest.fn(() => events.push('commit')) };
+    await sink.write('1-2', ['x'], control).then(() => events.push('resolved'));
+    expect(events).toEqual(['file-write', 'commit', 'rename', 'resolved']);
+  });
+
+  it('fsyncs the folder once for writes whose renames land while one folder fsync runs', async () => {
+    const sink = sinkAt(dir, true);
+    await sink.onModuleInit();
+    const events: string[] = [];
+    recordFs(dir, events);
+    await Promise.all(Array.from({ length: 20 }, (_, i) => sink.write('0-1', [`${i}`], go())));
+    const dirSyncs = events.filter((event) => event === 'dir-fsync').length;
+    expect(dirSyncs).toBeGreaterThanOrEqual(1);
+    expect(dirSyncs).toBeLessThan(20);
+    expect(events.filter((event) => event === 'rename')).toHaveLength(20);
+    // Every rename is followed, somewhere later, by a folder fsync.
+    expect(events.lastIndexOf('dir-fsync')).toBeGreaterThan(events.lastIndexOf('rename'));
+  });
+});
+
 describe('DirectorySyncer', () => {
+  function controlled() {
+    const started: Array<{ resolve: () => void; reject: (error: Error) => void }> = [];
+    const syncer = new DirectorySyncer(
+      '/x',
+      () => new Promise<void>((resolve, reject) => started.push({ resolve, reject })),
+    );
+    return { syncer, started };
+  }
+
   it('shares one fsync among callers that arrive while one runs, and always starts one after the call', async () => {
-    const started: Array<() => void> = [];
-    const syncer = new DirectorySyncer('/x', () => new Promise<void>((resolve) => started.push(resolve)));
+    const { syncer, started } = controlled();
     const first = syncer.sync();
     const second = syncer.sync();
     const third = syncer.sync();
     expect(started).toHaveLength(1);
-    started[0]();
+    started[0].resolve();
     await first;
     await new Promise(setImmediate);
     expect(started).toHaveLength(2);
-    started[1]();
+    started[1].resolve();
     await Promise.all([second, third]);
     expect(started).toHaveLength(2);
   });
-});
 
-describe('FileSinkService fault seam', () => {
-  it('FAULT_SINK_STALL_EVERY stalls every Nth write until it is abandoned', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'sink-stall-'));
-    jest.spyOn(Logger.prototype, 'log').mockImplementation();
-    jest.spyOn(Logger.prototype, 'warn').mockImplementation();
+  it('does not resolve a caller that arrived during a running fsync until the next one is done', async () => {
+    const { syncer, started } = controlled();
+    void syncer.sync();
+    let lateDone = false;
+    const late = syncer.sync().then(() => (lateDone = true));
+    started[0].resolve();
+    await new Promise(setImmediate);
+    expect(lateDone).toBe(false);
+    started[1].resolve();
+    await late;
+    expect(lateDone).toBe(true);
+  });
+
+  it('rejects the callers of a failed fsync, but not those waiting for the next one, and starts afresh after', async () => {
+    const { syncer, started } = controlled();
+    const first = syncer.sync();
+    const second = syncer.sync();
+    started[0].reject(new Error('EIO'));
+    await expect(first).rejects.toThrow('EIO');
+    await new Promise(setImmediate);
+    expect(started).toHaveLength(2);
+    started[1].resolve();
+    await expect(second).resolves.toBeUndefined();
+    const third = syncer.sync();
+    expect(started).toHaveLength(3);
+    started[2].resolve();
+    await expect(third).resolves.toBeUndefined();
+  });
+
+  it('by default opens the folder read-only, fsyncs it and closes it, also when the fsync fails', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'syncer-'));
     try {
-      const sink = new FileSinkService({ ...readConsumerConfig({}), dataOutputDir: dir, faultSinkStallEvery: 2 });
-      await sink.onModuleInit();
-      await sink.write('0-1', ['a'], go());
-      const controller = new AbortController();
-      const stalled = sink.write('0-1', ['b'], { signal: controller.signal, commit: jest.fn() });
-      await expect(Promise.race([stalled, new Promise((r) => setTimeout(() => r('still waiting'), 50))])).resolves.toBe(
-        'still waiting',
-      );
-      controller.abort();
-      await expect(stalled).rejects.toBeInstanceOf(SinkWriteAbortedError);
-      expect(readdirSync(dir).filter((file) => file.endsWith('.jsonl'))).toHaveLength(1);
+      const events: string[] = [];
+      let fail = false;
+      jest.spyOn(fsp, 'open').mockImplementation(async (...args: Parameters<typeof fsp.open>) => {
+        events.push(`open ${String(args[1])}`);
+        const handle = await realOpen(...args);
+        const close = handle.close.bind(handle);
+        jest.spyOn(handle, 'sync').mockImplementation(async () => {
+          events.push('sync');
+          if (fail) throw new Error('EIO');
+        });
+        jest.spyOn(handle, 'close').mockImplementation(async () => {
+          events.push('close');
+          return close();
+        });
+        return handle;
+      });
+      await new DirectorySyncer(dir).sync();
+      fail = true;
+      await expect(new DirectorySyncer(dir).sync()).rejects.toThrow('EIO');
+      expect(events).toEqual(['open r', 'sync', 'close', 'open r', 'sync', 'close']);
     } finally {
-      rmSync(dir, { recursive: true, force: true });
       jest.restoreAllMocks();
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 });

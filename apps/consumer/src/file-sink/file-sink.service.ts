@@ -2,16 +2,22 @@ import { Inject, Injectable, Logger, type OnModuleInit } from '@nestjs/common';
 import { type ConfigType } from '@nestjs/config';
 import { randomBytes } from 'node:crypto';
 import { mkdir, open, readdir, rename, stat, unlink } from 'node:fs/promises';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { hostname } from 'node:os';
 import { join, resolve, sep } from 'node:path';
 import { ConfigValidationError, consumerConfig } from '@app/config';
 import { describeError } from '@app/observability';
+import type { WriteControl } from '../worker-pool/worker-pool.types';
 import { DirectorySyncer } from './directory-syncer';
 
 /** Staged files wait here, on the same file system, until the rename makes them complete. */
 export const STAGING_FOLDER = '.inflight';
 /** Another host's staged file this old belongs to a writer that is gone. */
 const FOREIGN_STAGED_MAX_AGE_MS = 60 * 60 * 1000;
+/** /health probes the folder at most this often; calls in between get the last answer. */
+export const PROBE_CACHE_MS = 2_000;
+/** First and longest pause between tries of a failed folder fsync after a rename. */
+export const DIRECTORY_SYNC_RETRY_MS = { initial: 100, max: 5_000 };
 
 /** The write was abandoned (its worker timed out) before it became visible. */
 export class SinkWriteAbortedError extends Error {
@@ -19,12 +25,6 @@ export class SinkWriteAbortedError extends Error {
     super('batch write abandoned before commit');
     this.name = SinkWriteAbortedError.name;
   }
-}
-
-export interface SinkWriteControl {
-  signal: AbortSignal;
-  /** Called right before the rename, the point after which the batch will appear. */
-  commit(): void;
 }
 
 function isPidAlive(pid: number): boolean {
@@ -51,7 +51,9 @@ export class FileSinkService implements OnModuleInit {
   private readonly processTag = randomBytes(4).toString('hex');
   private readonly syncer: DirectorySyncer;
   private sequence = 0;
-  private writes = 0;
+  /** The probe under way, shared by every caller that arrives while it runs. */
+  private probing?: Promise<boolean>;
+  private probed?: { ok: boolean; at: number };
 
   constructor(@Inject(consumerConfig.KEY) private readonly config: ConfigType<typeof consumerConfig>) {
     this.directory = resolve(config.dataOutputDir);
@@ -74,44 +76,92 @@ export class FileSinkService implements OnModuleInit {
     this.logger.log(`writing batch files to ${this.directory}${this.config.sinkFsync ? ' with fsync' : ''}`);
   }
 
-  /** Whether a file can be created and removed in the folder right now. */
-  async isWritable(): Promise<boolean> {
-    try {
-      await this.probe();
-      return true;
-    } catch {
-      return false;
-    }
+  /**
+   * Whether a file can be created and removed in the folder. /health calls this on an open port,
+   * so a real probe runs at most once per PROBE_CACHE_MS; callers meanwhile share the running
+   * probe or get the last answer.
+   */
+  isWritable(): Promise<boolean> {
+    if (this.probing) return this.probing;
+    if (this.probed && Date.now() - this.probed.at < PROBE_CACHE_MS) return Promise.resolve(this.probed.ok);
+    const probing = this.probe().then(
+      () => true,
+      () => false,
+    );
+    this.probing = probing;
+    void probing.then((ok) => {
+      this.probed = { ok, at: Date.now() };
+      this.probing = undefined;
+    });
+    return probing;
   }
 
   /**
    * Writes one complete batch file and resolves with its name once it is in place (and, with
-   * SINK_FSYNC, on disk). Throws SinkWriteAbortedError if `signal` fired before the commit.
+   * SINK_FSYNC, on disk: the file before the rename, the folder after it). Throws
+   * SinkWriteAbortedError if `signal` fired before the commit. A rejection always means no file
+   * appeared and nothing is left staged, so the caller may write the batch again; once the file is
+   * in place, this never rejects (a failing folder fsync is retried alone, see docs/file-sink.md).
    */
-  async write(workerId: string, lines: readonly string[], control: SinkWriteControl): Promise<string> {
+  async write(workerId: string, lines: readonly string[], control: WriteControl): Promise<string> {
     // Paths joined by hand: both folders are resolved, and path.join's normalising showed in profiles.
     const name = `worker-${workerId}_${compactTime(Date.now())}_${this.processTag}-${++this.sequence}.jsonl`;
     const staged = `${this.staging}${sep}${this.host}~${process.pid}~${this.processTag}-${this.sequence}.tmp`;
-    if (this.config.faultSinkStallEvery > 0) await this.stallIfFaultInjected(control.signal);
+    await this.stage(staged, lines.join('\n') + '\n', control.signal);
+    control.commit();
+    await this.place(staged, `${this.directory}${sep}${name}`);
+    if (this.config.sinkFsync) await this.syncDirectoryAfterRename(name);
+    return name;
+  }
+
+  /** Writes (and with SINK_FSYNC fsyncs) the staged file; on any failure or abort it removes it. */
+  private async stage(staged: string, data: string, signal?: AbortSignal): Promise<void> {
     try {
-      await this.writeStaged(staged, lines.join('\n') + '\n');
-      if (control.signal.aborted) throw new SinkWriteAbortedError();
+      await this.writeStaged(staged, data);
+      if (signal?.aborted) throw new SinkWriteAbortedError();
     } catch (error) {
       await unlink(staged).catch(() => undefined);
       throw error;
     }
-    control.commit();
-    await rename(staged, `${this.directory}${sep}${name}`);
-    if (this.config.sinkFsync) await this.syncer.sync();
-    return name;
   }
 
-  /** FAULT_SINK_STALL_EVERY: every Nth write hangs until its worker's timeout aborts it. */
-  private async stallIfFaultInjected(signal: AbortSignal): Promise<void> {
-    if (++this.writes % this.config.faultSinkStallEvery !== 0) return;
-    this.logger.warn('FAULT_SINK_STALL_EVERY: stalling this write until it is abandoned');
-    await new Promise<void>((resolve) => signal.addEventListener('abort', () => resolve(), { once: true }));
-    throw new SinkWriteAbortedError();
+  /**
+   * Renames the staged file into place. A failed rename leaves the target absent and the staged
+   * file where it was (rename is atomic): remove it, so that a retry does not stage a second copy.
+   */
+  private async place(staged: string, target: string): Promise<void> {
+    try {
+      await rename(staged, target);
+    } catch (error) {
+      // Should the file be in place regardless, it is complete: writing it again would duplicate it.
+      if (await exists(target)) return;
+      await unlink(staged).catch(() => undefined);
+      throw error;
+    }
+  }
+
+  /**
+   * The file is complete once renamed; only the folder entry may not be on disk yet. A failed
+   * folder fsync is retried alone, never the batch: the write resolves (and the caller acknowledges)
+   * only once a folder fsync that began after the rename has succeeded.
+   */
+  private async syncDirectoryAfterRename(name: string): Promise<void> {
+    for (let failures = 0; ; failures++) {
+      try {
+        await this.syncer.sync();
+        if (failures > 0)
+          this.logger.log(`fsync of ${this.directory} succeeded for ${name} after ${failures} failures`);
+        return;
+      } catch (error) {
+        const { initial, max } = DIRECTORY_SYNC_RETRY_MS;
+        const delay = Math.min(max, initial * 2 ** failures);
+        this.logger.error(
+          `${name} is in place but the fsync of ${this.directory} failed (${describeError(error)}); ` +
+            `its entries stay unacknowledged, next fsync in ${delay} ms`,
+        );
+        await sleep(delay, undefined, { ref: false });
+      }
+    }
   }
 
   private async writeStaged(path: string, data: string): Promise<void> {
@@ -129,20 +179,15 @@ export class FileSinkService implements OnModuleInit {
     }
   }
 
-  /** Stages a file and renames it into the folder, as a batch write does, then removes it. */
+  /** Stages a file and renames it into the folder, as a batch write does, then removes it; leaves nothing behind. */
   private async probe(): Promise<void> {
     await mkdir(this.staging, { recursive: true });
     const name = `${this.host}~${process.pid}~${this.processTag}-probe-${++this.sequence}.tmp`;
     const staged = join(this.staging, name);
-    await this.writeStaged(staged, 'probe\n');
+    await this.stage(staged, 'probe\n');
     // Not a .jsonl name: to a reader it is never a batch, even for the moment it exists.
     const placed = join(this.directory, `.${name}`);
-    try {
-      await rename(staged, placed);
-    } catch (error) {
-      await unlink(staged).catch(() => undefined);
-      throw error;
-    }
+    await this.place(staged, placed);
     await unlink(placed);
   }
 
@@ -165,6 +210,13 @@ export class FileSinkService implements OnModuleInit {
     }
     if (removed > 0) this.logger.log(`removed ${removed} staged files left by a previous run`);
   }
+}
+
+async function exists(path: string): Promise<boolean> {
+  return stat(path).then(
+    () => true,
+    () => false,
+  );
 }
 
 let lastCompactMs = Number.NaN;

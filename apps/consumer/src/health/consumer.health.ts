@@ -2,9 +2,10 @@ import { Injectable } from '@nestjs/common';
 import { HealthIndicatorService } from '@nestjs/terminus';
 import { BrokerConnection } from '../broker/broker-connection.service';
 import { FileSinkService } from '../file-sink/file-sink.service';
+import { ExtraShardQueuesWatch } from '../shard/extra-shard-queues.watch';
 import { ShardSupervisor } from '../shard/shard-supervisor.service';
 
-/** Health of what the consumer depends on: its own broker connection and the output folder. */
+/** Health of what the consumer depends on: its broker connection, its shards' consumers and the output folder. */
 @Injectable()
 export class ConsumerHealthIndicators {
   constructor(
@@ -12,6 +13,7 @@ export class ConsumerHealthIndicators {
     private readonly connection: BrokerConnection,
     private readonly sink: FileSinkService,
     private readonly supervisor: ShardSupervisor,
+    private readonly extraQueues: ExtraShardQueuesWatch,
   ) {}
 
   broker() {
@@ -20,16 +22,20 @@ export class ConsumerHealthIndicators {
   }
 
   /**
-   * Which shards have a consumer right now. Reported, not judged: the contract's /health is 200
-   * whenever the broker connection is up and the folder writable.
+   * Which shards have a consumer right now; down, naming the cause, when a shard has had none for
+   * over 5 s, or the apps disagree on SHARDS_COUNT (in either direction).
    */
   shards() {
-    const consuming = this.supervisor.runtimes.filter((runtime) => runtime.isConsuming());
-    const notConsuming = this.supervisor.runtimes.filter((runtime) => !runtime.isConsuming());
-    return this.health.check('shards').up({
-      consuming: consuming.map((runtime) => runtime.shard),
-      notConsuming: notConsuming.map((runtime) => runtime.shard),
-    });
+    const indicator = this.health.check('shards');
+    const { consuming, notConsuming } = this.supervisor.consumingShards();
+    const unconsumedQueues = this.extraQueues.unconsumedQueues();
+    const problems = this.supervisor.shardProblems();
+    if (unconsumedQueues.length > 0) {
+      problems.push(`SHARDS_COUNT disagreement: nobody consumes ${unconsumedQueues.join(', ')}`);
+    }
+    return problems.length === 0
+      ? indicator.up({ consuming, notConsuming })
+      : indicator.down({ consuming, notConsuming, unconsumedQueues, message: problems.join('; ') });
   }
 
   async outputFolder() {

@@ -7,12 +7,15 @@ import {
   type OnApplicationShutdown,
 } from '@nestjs/common';
 import { type ConfigType } from '@nestjs/config';
-import { consumerConfig, rabbitmqConfig, runtimeConfig } from '@app/config';
+import { consumerConfig, runtimeConfig } from '@app/config';
 import { describeError } from '@app/observability';
 import { BrokerConnection } from '../broker/broker-connection.service';
-import { FileSinkService } from '../file-sink/file-sink.service';
-import { ConsumerMetrics } from '../metrics/consumer.metrics';
-import { ShardRuntime } from './shard-runtime';
+import type { WorkerRecord } from '../worker-pool/worker-pool.types';
+import type { ShardRuntime } from './shard-runtime';
+
+/** Builds the runtime of one shard (see ShardModule). */
+export const SHARD_RUNTIME_FACTORY = Symbol('SHARD_RUNTIME_FACTORY');
+export type ShardRuntimeFactory = (shard: number) => ShardRuntime;
 
 /** The graceful drain did not finish within SHUTDOWN_TIMEOUT_MS; unacknowledged work went back to the broker. */
 export class ShutdownTimeoutError extends Error {
@@ -37,20 +40,35 @@ async function withinDeadline(work: Promise<unknown>, ms: number): Promise<boole
 @Injectable()
 export class ShardSupervisor implements OnApplicationBootstrap, BeforeApplicationShutdown, OnApplicationShutdown {
   private readonly logger = new Logger(ShardSupervisor.name);
-  readonly runtimes: ShardRuntime[];
+  private readonly runtimes: ShardRuntime[];
   private timedOut = false;
 
   constructor(
-    @Inject(rabbitmqConfig.KEY) rabbitmq: ConfigType<typeof rabbitmqConfig>,
     @Inject(consumerConfig.KEY) consumer: ConfigType<typeof consumerConfig>,
     @Inject(runtimeConfig.KEY) private readonly runtime: ConfigType<typeof runtimeConfig>,
+    @Inject(SHARD_RUNTIME_FACTORY) createRuntime: ShardRuntimeFactory,
     private readonly connection: BrokerConnection,
-    sink: FileSinkService,
-    metrics: ConsumerMetrics,
   ) {
-    this.runtimes = consumer.shards.map(
-      (shard) => new ShardRuntime(shard, { rabbitmq, consumer, connection, sink, metrics }),
-    );
+    this.runtimes = consumer.shards.map((shard) => createRuntime(shard));
+  }
+
+  /** Each shard's workers, live ones first, as `GET /workers` shows them. */
+  workerHistory(): Array<{ shard: number; workers: WorkerRecord[] }> {
+    return this.runtimes.map((runtime) => ({ shard: runtime.shard, workers: runtime.workerHistory() }));
+  }
+
+  /** What keeps shards from being healthy: SHARDS_COUNT disagreements, shards without a consumer past the grace time. */
+  shardProblems(): string[] {
+    const now = Date.now();
+    return this.runtimes.flatMap((runtime) => runtime.problem(now) ?? []);
+  }
+
+  /** The shards of CONSUMER_SHARDS that have a live consumer right now, and those that have none. */
+  consumingShards(): { consuming: number[]; notConsuming: number[] } {
+    const consuming: number[] = [];
+    const notConsuming: number[] = [];
+    for (const runtime of this.runtimes) (runtime.isConsuming() ? consuming : notConsuming).push(runtime.shard);
+    return { consuming, notConsuming };
   }
 
   /** Consuming starts only here: after every module, the file sink included, is initialised. */

@@ -1,7 +1,6 @@
 import { Logger } from '@nestjs/common';
-import { SharedBatch } from '../batch/shared-batch';
 import { DEFAULT_POOL_OPTIONS, WorkerPool } from './worker-pool';
-import type { BatchJob, WorkerPoolOptions } from './worker-pool.types';
+import type { AddOutcome, BatchJob, WorkerPoolOptions } from './worker-pool.types';
 
 interface Call {
   job: BatchJob<number>;
@@ -11,32 +10,43 @@ interface Call {
 
 /** A pool over a writer whose every call waits until the test settles it. */
 function setup(overrides: Partial<WorkerPoolOptions> = {}, batchSize = 5) {
-  const batch = new SharedBatch<number>({ size: batchSize, flushMs: 1_000 });
   const calls: Call[] = [];
   const written: Array<{ items: number[]; workerId: string }> = [];
   const sizes: number[] = [];
   const forgotten: string[] = [];
   const pool = new WorkerPool<number>(
-    { ...DEFAULT_POOL_OPTIONS, shard: 2, min: 3, max: 4, timeoutMs: 10_000, idleMs: 5_000, ...overrides },
-    batch,
+    {
+      ...DEFAULT_POOL_OPTIONS,
+      shard: 2,
+      batch: { size: batchSize, flushMs: 1_000 },
+      min: 3,
+      max: 4,
+      timeoutMs: 10_000,
+      idleMs: 5_000,
+      ...overrides,
+    },
     (job) => new Promise<void>((resolve, reject) => calls.push({ job, resolve, reject })),
     {
-      written: (items, workerId) => written.push({ items, workerId }),
+      written: (items, workerId) => written.push({ items: [...items], workerId }),
       resized: (size) => sizes.push(size),
       forgotten: (workerId) => forgotten.push(workerId),
     },
   );
-  const add = (from: number, count: number) => {
-    batch.add(Array.from({ length: count }, (_, i) => from + i));
-    pool.notify();
-  };
+  const outcomes: AddOutcome[] = [];
+  /** Adds `count` numbers from `from`; the promise resolves as the pool's add() does. */
+  const track = (from: number, count: number) =>
+    pool.add(Array.from({ length: count }, (_, i) => from + i)).then((outcome) => {
+      outcomes.push(outcome);
+      return outcome;
+    });
+  const add = (from: number, count: number): void => void track(from, count);
   const finish = async (call: Call, error?: Error) => {
     (call as { done?: boolean }).done = true;
     if (error) call.reject(error);
     else call.resolve();
     await jest.advanceTimersByTimeAsync(0);
   };
-  return { batch, pool, calls, written, sizes, forgotten, add, finish };
+  return { pool, calls, written, sizes, forgotten, outcomes, add, track, finish };
 }
 
 describe('WorkerPool', () => {
@@ -52,11 +62,13 @@ describe('WorkerPool', () => {
   });
 
   it('refuses options that cannot work', () => {
-    const batch = new SharedBatch<number>({ size: 5, flushMs: 1_000 });
-    const base = { ...DEFAULT_POOL_OPTIONS, shard: 0, min: 3, max: 4, timeoutMs: 1_000, idleMs: 1_000 };
-    const written = { written: () => undefined };
-    expect(() => new WorkerPool({ ...base, min: 0 }, batch, async () => undefined, written)).toThrow(RangeError);
-    expect(() => new WorkerPool({ ...base, max: 2 }, batch, async () => undefined, written)).toThrow(RangeError);
+    const batch = { size: 5, flushMs: 1_000 };
+    const base = { ...DEFAULT_POOL_OPTIONS, shard: 0, batch, min: 3, max: 4, timeoutMs: 1_000, idleMs: 1_000 };
+    expect(() => new WorkerPool({ ...base, min: 0 }, async () => undefined)).toThrow(RangeError);
+    expect(() => new WorkerPool({ ...base, max: 2 }, async () => undefined)).toThrow(RangeError);
+    expect(() => new WorkerPool({ ...base, batch: { size: 0, flushMs: 1 } }, async () => undefined)).toThrow(
+      RangeError,
+    );
   });
 
   it('starts with min workers, named <shard>-<n>', () => {
@@ -190,26 +202,83 @@ describe('WorkerPool', () => {
     expect(pool.history()).toEqual([{ id: '2-1', processed: 0, state: 'retired', reason: 'shutdown' }]);
   });
 
-  it('flushes a partial batch early only while no write is in flight', async () => {
-    const batch = new SharedBatch<number>({ size: 5, flushMs: 1_000 });
+  it('flushes a partial batch early once flushAtPendingAdds adds wait, only while no write is in flight', async () => {
     const calls: Array<() => void> = [];
     const pool = new WorkerPool<number>(
-      { ...DEFAULT_POOL_OPTIONS, shard: 0, min: 1, max: 2, timeoutMs: 10_000, idleMs: 5_000 },
-      batch,
+      {
+        ...DEFAULT_POOL_OPTIONS,
+        shard: 0,
+        batch: { size: 5, flushMs: 1_000 },
+        flushAtPendingAdds: 2,
+        min: 1,
+        max: 2,
+        timeoutMs: 10_000,
+        idleMs: 5_000,
+      },
       () => new Promise<void>((resolve) => calls.push(resolve)),
-      { written: () => undefined, flushEarly: () => true },
     );
     pool.start();
-    batch.add([1, 2]);
-    pool.notify();
+    void pool.add([1]);
+    expect(calls).toHaveLength(0);
+    void pool.add([2]);
     expect(calls).toHaveLength(1);
-    batch.add([3]);
-    pool.notify();
+    void pool.add([3]);
+    void pool.add([4]);
     expect(calls).toHaveLength(1);
     calls[0]();
     await jest.advanceTimersByTimeAsync(0);
     expect(calls).toHaveLength(2);
     pool.close();
+  });
+
+  it('resolves an add once its last item is written, even when its items span several batches', async () => {
+    const { pool, calls, track, finish, outcomes } = setup({ min: 2, max: 2 });
+    pool.start();
+    const first = track(0, 3);
+    const second = track(3, 4);
+    expect(calls.map((call) => call.job.items)).toEqual([[0, 1, 2, 3, 4]]);
+    await finish(calls[0]);
+    await jest.advanceTimersByTimeAsync(0);
+    // The first add is whole in the file; the second still has two items waiting.
+    expect(outcomes).toEqual(['written']);
+    await jest.advanceTimersByTimeAsync(1_000);
+    expect(calls[1].job.items).toEqual([5, 6]);
+    await finish(calls[1]);
+    await expect(first).resolves.toBe('written');
+    await expect(second).resolves.toBe('written');
+    pool.close();
+  });
+
+  it('resolves the adds of discarded items as discarded, and writes the rest', async () => {
+    const { pool, calls, track, finish } = setup({ min: 1, max: 1 });
+    pool.start();
+    const kept = track(0, 2);
+    const dropped = track(10, 2);
+    expect(pool.discard((item) => item >= 10)).toBe(2);
+    await expect(dropped).resolves.toBe('discarded');
+    expect(pool.buffered).toBe(2);
+    await jest.advanceTimersByTimeAsync(1_000);
+    expect(calls.map((call) => call.job.items)).toEqual([[0, 1]]);
+    await finish(calls[0]);
+    await expect(kept).resolves.toBe('written');
+    pool.close();
+  });
+
+  it('close() releases onIdle() waiters, settles pending adds and clears its timers', async () => {
+    const { pool, track } = setup({ min: 1, max: 1 });
+    pool.start();
+    const inFlight = track(0, 5);
+    const buffered = track(5, 2);
+    let idle = false;
+    const waiter = pool.onIdle().then(() => (idle = true));
+    pool.close();
+    await jest.advanceTimersByTimeAsync(0);
+    expect(idle).toBe(true);
+    await waiter;
+    await expect(buffered).resolves.toBe('discarded');
+    expect(jest.getTimerCount()).toBe(0);
+    await expect(pool.add([9])).resolves.toBe('discarded');
+    void inFlight;
   });
 
   it('keeps only the last historyLimit retired workers', async () => {

@@ -1,7 +1,14 @@
 import { Logger } from '@nestjs/common';
 import { describeError, logEvent } from '@app/observability';
-import type { SharedBatch } from '../batch/shared-batch';
-import type { BatchWriter, RetireReason, WorkerPoolHooks, WorkerPoolOptions, WorkerRecord } from './worker-pool.types';
+import { BatchBuffer } from '../batch/batch-buffer';
+import type {
+  AddOutcome,
+  BatchWriter,
+  RetireReason,
+  WorkerPoolHooks,
+  WorkerPoolOptions,
+  WorkerRecord,
+} from './worker-pool.types';
 
 interface Worker {
   id: string;
@@ -15,6 +22,19 @@ interface Worker {
    * times out is retired, so its controller aborts at most one write.
    */
   controller: AbortController;
+}
+
+/** One `add()` call: it resolves once its last item is written, or as soon as one is dropped. */
+interface Ticket {
+  remaining: number;
+  settled: boolean;
+  resolve(outcome: AddOutcome): void;
+}
+
+/** An item in the buffer, with the add() it came from. */
+interface Slot<T> {
+  item: T;
+  ticket: Ticket;
 }
 
 interface Job {
@@ -32,10 +52,11 @@ export const DEFAULT_POOL_OPTIONS = {
 } satisfies Partial<WorkerPoolOptions>;
 
 /**
- * The workers of one shard. They share one batch: whenever a batch is due, an idle worker takes
- * it, or a new one is started while full batches wait and the pool is below `max`. Workers idle
- * for `idleMs` retire down to `min`; a worker whose write outlives `timeoutMs` is retired and
- * replaced, and its batch goes back to the front of the queue.
+ * The workers of one shard and the buffer they take their batches from, which the pool alone
+ * owns. `add()` buffers items and resolves once all of them are in a complete file; whenever a
+ * batch is due, an idle worker takes it, or a new one is started while full batches wait and the
+ * pool is below `max`. Workers idle for `idleMs` retire down to `min`; a worker whose write
+ * outlives `timeoutMs` is retired and replaced, and its batch goes back to the front of the buffer.
  */
 export class WorkerPool<T> {
   private readonly logger: Logger;
@@ -45,6 +66,11 @@ export class WorkerPool<T> {
   /** Retired workers, oldest first; kept as objects so a late committed write still counts. */
   private readonly retired: Worker[] = [];
   private readonly idleWaiters: Array<() => void> = [];
+  private readonly buffer: BatchBuffer<Slot<T>>;
+  /** Each running write's timeout, cleared by close() with the other timers. */
+  private readonly writeTimers = new Set<NodeJS.Timeout>();
+  /** add() calls not yet settled. */
+  private pendingAdds = 0;
   private nextNumber = 1;
   private inFlight = 0;
   private failures = 0;
@@ -57,14 +83,14 @@ export class WorkerPool<T> {
 
   constructor(
     private readonly options: WorkerPoolOptions,
-    private readonly batch: SharedBatch<T>,
     private readonly writer: BatchWriter<T>,
-    private readonly hooks: WorkerPoolHooks<T>,
+    private readonly hooks: WorkerPoolHooks<T> = {},
   ) {
     const { min, max, timeoutMs, idleMs } = options;
     if (!Number.isInteger(min) || min < 1) throw new RangeError(`min workers must be at least 1, got ${min}`);
     if (!Number.isInteger(max) || max < min) throw new RangeError(`max workers (${max}) must be at least min (${min})`);
     if (!(timeoutMs > 0) || !(idleMs > 0)) throw new RangeError('worker timeout and idle time must be positive');
+    this.buffer = new BatchBuffer(options.batch);
     this.logger = new Logger(`WorkerPool shard ${options.shard}`);
   }
 
@@ -80,9 +106,35 @@ export class WorkerPool<T> {
     this.reportTimer.unref();
   }
 
-  /** Entries were added to the batch: hand out whatever is due. */
-  notify(): void {
-    this.pump();
+  /**
+   * Buffers `items` for the workers. Resolves 'written' once every one of them is in a complete
+   * file, or 'discarded' as soon as one is dropped by discard() or close() (never rejects).
+   */
+  add(items: readonly T[]): Promise<AddOutcome> {
+    if (this.closed) return Promise.resolve('discarded');
+    if (items.length === 0) return Promise.resolve('written');
+    return new Promise((resolve) => {
+      const ticket: Ticket = { remaining: items.length, settled: false, resolve };
+      this.pendingAdds++;
+      this.buffer.add(items.map((item) => ({ item, ticket })));
+      this.pump();
+    });
+  }
+
+  /** Drops every buffered item that matches (a write under way is not stopped); returns how many. */
+  discard(predicate: (item: T) => boolean): number {
+    const dropped = this.buffer.discard((slot) => {
+      if (!predicate(slot.item)) return false;
+      this.settleTicket(slot.ticket, 'discarded');
+      return true;
+    });
+    if (dropped > 0) this.pump();
+    return dropped;
+  }
+
+  /** Items buffered and not yet handed to a worker. */
+  get buffered(): number {
+    return this.buffer.length;
   }
 
   /** Live workers (idle or busy). */
@@ -100,9 +152,9 @@ export class WorkerPool<T> {
     }));
   }
 
-  /** onIdle(): resolves when nothing is buffered and no write is in flight (all work done). */
+  /** onIdle(): resolves when nothing is buffered and no write is in flight (all work done), or on close(). */
   onIdle(): Promise<void> {
-    if (this.isIdle()) return Promise.resolve();
+    if (this.closed || this.isIdle()) return Promise.resolve();
     return new Promise((resolve) => this.idleWaiters.push(resolve));
   }
 
@@ -113,18 +165,42 @@ export class WorkerPool<T> {
     return this.onIdle();
   }
 
-  /** Retires every live worker (reason `shutdown`), stops the timers and logs the final history. Idempotent. */
+  /**
+   * Retires every live worker (reason `shutdown`), stops every timer, drops what is buffered (its
+   * add() calls resolve 'discarded'), releases onIdle() waiters and logs the final history. A write
+   * under way still completes. Idempotent.
+   */
   close(): void {
     if (this.closed) return;
     this.closed = true;
     clearTimeout(this.wakeTimer);
     clearInterval(this.reportTimer);
+    for (const timer of this.writeTimers) clearTimeout(timer);
+    this.writeTimers.clear();
     for (const worker of [...this.live.values()]) this.retire(worker, 'shutdown');
+    this.buffer.discard((slot) => {
+      this.settleTicket(slot.ticket, 'discarded');
+      return true;
+    });
+    for (const resolve of this.idleWaiters.splice(0)) resolve();
     this.logHistory('final worker history');
   }
 
   private isIdle(): boolean {
-    return this.batch.length === 0 && this.inFlight === 0;
+    return this.buffer.length === 0 && this.inFlight === 0;
+  }
+
+  private settleTicket(ticket: Ticket, outcome: AddOutcome): void {
+    if (ticket.settled) return;
+    ticket.settled = true;
+    this.pendingAdds--;
+    ticket.resolve(outcome);
+  }
+
+  /** A partial batch goes early only with no write in flight: a write under way frees room when it is acknowledged. */
+  private flushEarly(): boolean {
+    const limit = this.options.flushAtPendingAdds;
+    return this.inFlight === 0 && limit !== undefined && this.pendingAdds >= limit;
   }
 
   private pump(): void {
@@ -137,21 +213,20 @@ export class WorkerPool<T> {
       return;
     }
     for (;;) {
-      // Early only with no write in flight: a write under way frees room when it is acknowledged.
-      const force = this.draining || (this.inFlight === 0 && (this.hooks.flushEarly?.() ?? false));
-      if (!this.batch.isDue(force)) break;
+      const force = this.draining || this.flushEarly();
+      if (!this.buffer.isDue(force)) break;
       const worker = this.idle.pop() ?? this.grow();
       if (worker === undefined) break;
-      this.dispatch(worker, this.batch.take(force));
+      this.dispatch(worker, this.buffer.take(force));
     }
-    const due = this.batch.msUntilDue();
+    const due = this.buffer.msUntilDue();
     if (due !== undefined && due > 0) this.wakeIn(due);
     this.settleIdleWaiters();
   }
 
   /** A new worker, only while full batches wait for one and the pool is below max. */
   private grow(): Worker | undefined {
-    if (!this.batch.hasFullBatch() || this.live.size >= this.options.max) return undefined;
+    if (!this.buffer.hasFullBatch() || this.live.size >= this.options.max) return undefined;
     const worker = this.spawn();
     this.logger.log(
       `worker ${worker.id} started: full batches are waiting (${this.live.size} of ${this.options.max} workers)`,
@@ -159,18 +234,22 @@ export class WorkerPool<T> {
     return worker;
   }
 
-  private dispatch(worker: Worker, items: T[]): void {
+  private dispatch(worker: Worker, slots: Slot<T>[]): void {
     clearTimeout(worker.idleTimer);
     worker.state = 'busy';
     this.inFlight++;
     const startedAt = Date.now();
     const job: Job = { committed: false, reclaimed: false };
     const { controller } = worker;
-    const timer = setTimeout(() => this.onTimeout(worker, items, job, controller), this.options.timeoutMs);
+    const timer: NodeJS.Timeout = setTimeout(
+      () => this.onTimeout(worker, slots, job, controller, timer),
+      this.options.timeoutMs,
+    );
+    this.writeTimers.add(timer);
     const write = (async () =>
       this.writer({
         workerId: worker.id,
-        items,
+        items: slots.map((slot) => slot.item),
         signal: controller.signal,
         commit: () => {
           job.committed = true;
@@ -178,49 +257,72 @@ export class WorkerPool<T> {
       }))();
     write
       .then(
-        () => this.settle(worker, items, job, timer, startedAt),
-        (error: unknown) => this.settle(worker, items, job, timer, startedAt, error),
+        () => this.settle(worker, slots, job, timer, startedAt),
+        (error: unknown) => this.settle(worker, slots, job, timer, startedAt, error),
       )
       .catch((error: unknown) => this.logger.error(`settling a batch of worker ${worker.id}: ${describeError(error)}`));
   }
 
   private settle(
     worker: Worker,
-    items: T[],
+    slots: Slot<T>[],
     job: Job,
     timer: NodeJS.Timeout,
     startedAt: number,
     error?: unknown,
   ): void {
     clearTimeout(timer);
-    // A reclaimed job was already counted out and its items are back in the batch.
+    this.writeTimers.delete(timer);
+    // A reclaimed job was already counted out and its items are back in the buffer.
     if (job.reclaimed) return;
     this.inFlight--;
     if (error === undefined) {
-      worker.processed += items.length;
+      worker.processed += slots.length;
       this.failures = 0;
       this.writtenSinceReport = true;
-      try {
-        this.hooks.written(items, worker.id, Date.now() - startedAt);
-      } catch (hookError) {
-        this.logger.error(`after worker ${worker.id} wrote ${items.length} entries: ${describeError(hookError)}`);
-      }
+      this.onWritten(worker, slots, Date.now() - startedAt);
     } else {
-      this.batch.putBack(items);
+      this.buffer.putBack(slots);
       this.failures++;
       const { initial, max } = this.options.retryDelayMs;
       const delay = Math.min(max, initial * 2 ** (this.failures - 1));
       this.retryAt = Date.now() + delay;
       this.logger.error(
-        `worker ${worker.id} could not write ${items.length} entries (${describeError(error)}); ` +
-          `they go back to the batch, next try in ${delay} ms`,
+        `worker ${worker.id} could not write ${slots.length} entries (${describeError(error)}); ` +
+          `they go back to the buffer, next try in ${delay} ms`,
       );
     }
     if (worker.state === 'busy') this.release(worker);
     this.pump();
   }
 
-  private onTimeout(worker: Worker, items: T[], job: Job, controller: AbortController): void {
+  /** An add() resolves when the last of its items is written, which may be several batches later. */
+  private onWritten(worker: Worker, slots: Slot<T>[], ms: number): void {
+    if (this.hooks.written !== undefined) {
+      try {
+        this.hooks.written(
+          slots.map((slot) => slot.item),
+          worker.id,
+          ms,
+        );
+      } catch (hookError) {
+        this.logger.error(`after worker ${worker.id} wrote ${slots.length} entries: ${describeError(hookError)}`);
+      }
+    }
+    for (const { ticket } of slots) {
+      ticket.remaining--;
+      if (ticket.remaining === 0) this.settleTicket(ticket, 'written');
+    }
+  }
+
+  private onTimeout(
+    worker: Worker,
+    slots: Slot<T>[],
+    job: Job,
+    controller: AbortController,
+    timer: NodeJS.Timeout,
+  ): void {
+    this.writeTimers.delete(timer);
     // After close() the workers are retired and their entries go back with the channel.
     if (this.closed) return;
     this.retire(worker, 'timeout');
@@ -231,10 +333,10 @@ export class WorkerPool<T> {
       job.reclaimed = true;
       this.inFlight--;
       controller.abort();
-      this.batch.putBack(items);
+      this.buffer.putBack(slots);
       this.logger.warn(
-        `worker ${worker.id} timed out after ${this.options.timeoutMs} ms writing ${items.length} entries; ` +
-          'retired, its entries go back to the batch',
+        `worker ${worker.id} timed out after ${this.options.timeoutMs} ms writing ${slots.length} entries; ` +
+          'retired, its entries go back to the buffer',
       );
     }
     const replacement = this.spawn();

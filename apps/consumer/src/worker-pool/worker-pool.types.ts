@@ -1,3 +1,5 @@
+import type { BatchBufferOptions } from '../batch/batch-buffer';
+
 export type RetireReason = 'idle' | 'timeout' | 'shutdown';
 
 /** One line of a pool's history, as `GET /workers` shows it. */
@@ -8,23 +10,37 @@ export interface WorkerRecord {
   reason: RetireReason | null;
 }
 
-/** One batch handed to the writer. */
-export interface BatchJob<T> {
-  workerId: string;
-  items: T[];
+/**
+ * How a batch write is steered: the one control type between the pool, the runtime and the sink.
+ * The sink calls `commit()` right before its point of no return (the rename); from then on a
+ * timeout no longer takes the batch back, or it would be written twice.
+ */
+export interface WriteControl {
   /** Aborted when the worker timed out before commit(): the writer must then not publish the batch. */
   signal: AbortSignal;
-  /**
-   * The writer calls this right before its point of no return (the rename); from then on a
-   * timeout no longer takes the batch back, or it would be written twice.
-   */
   commit(): void;
+}
+
+/** One batch handed to the writer: its items, in order, and the control of its write. */
+export interface BatchJob<T> extends WriteControl {
+  workerId: string;
+  items: readonly T[];
 }
 
 export type BatchWriter<T> = (job: BatchJob<T>) => Promise<void>;
 
+/** How an `add()` ended: every item in a complete file, or some dropped (discard, close) before being written. */
+export type AddOutcome = 'written' | 'discarded';
+
 export interface WorkerPoolOptions {
   shard: number;
+  /** The shape of the batches taken from the pool's buffer. */
+  batch: BatchBufferOptions;
+  /**
+   * With this many `add()` calls still waiting for their items to be written, a partial batch goes
+   * at once rather than after its flush delay (the consumer's PREFETCH: no more deliveries can come).
+   */
+  flushAtPendingAdds?: number;
   /** Workers at start, and the floor when idle ones retire. */
   min: number;
   /** Never more workers than this at once. */
@@ -43,14 +59,9 @@ export interface WorkerPoolOptions {
 
 export interface WorkerPoolHooks<T> {
   /** A batch is complete: every item in it is durably written, `ms` after it was handed out. */
-  written(items: T[], workerId: string, ms: number): void;
+  written?(items: readonly T[], workerId: string, ms: number): void;
   /** A worker started or retired; `size` is how many are live now. */
   resized?(size: number, change: { started?: string; retired?: string; reason?: RetireReason }): void;
   /** A retired worker dropped out of the history (it keeps the last `historyLimit`). */
   forgotten?(workerId: string): void;
-  /**
-   * Whether a partial batch should go now rather than wait for its age (e.g. no more can arrive);
-   * asked only while no write is in flight.
-   */
-  flushEarly?(): boolean;
 }

@@ -13,7 +13,7 @@ export class WorkersController {
   @Get()
   list(): WorkersResponse {
     return {
-      shards: this.supervisor.runtimes.map((runtime) => ({ shard: runtime.shard, workers: runtime.pool.history() })),
+      shards: this.supervisor.workerHistory(),
     };
   }
 }

@@ -1,15 +1,15 @@
-import { SharedBatch } from './shared-batch';
+import { BatchBuffer } from './batch-buffer';
 
 function makeBatch(size = 5, flushMs = 1000) {
   let now = 0;
-  const batch = new SharedBatch<number>({ size, flushMs }, () => now);
+  const batch = new BatchBuffer<number>({ size, flushMs }, () => now);
   return { batch, advance: (ms: number) => (now += ms) };
 }
 
-describe('SharedBatch', () => {
+describe('BatchBuffer', () => {
   it('refuses a size below 1 and a flush interval that is not positive', () => {
-    expect(() => new SharedBatch({ size: 0, flushMs: 1 })).toThrow(RangeError);
-    expect(() => new SharedBatch({ size: 5, flushMs: 0 })).toThrow(RangeError);
+    expect(() => new BatchBuffer({ size: 0, flushMs: 1 })).toThrow(RangeError);
+    expect(() => new BatchBuffer({ size: 5, flushMs: 0 })).toThrow(RangeError);
   });
 
   it('is due as soon as a full batch waits, and takes exactly one batch, oldest first', () => {

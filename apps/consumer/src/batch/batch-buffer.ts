@@ -1,4 +1,4 @@
-export interface SharedBatchOptions {
+export interface BatchBufferOptions {
   /** Entries per batch. */
   size: number;
   /** A partial batch is due once its oldest entry has waited this long. */
@@ -8,10 +8,10 @@ export interface SharedBatchOptions {
 export type Clock = () => number;
 
 /**
- * The buffer that all workers of one shard's pool take their batches from, in arrival order.
+ * The buffer a shard's worker pool owns and its workers take their batches from, in arrival order.
  * Single-threaded JavaScript makes `take()` atomic: no entry is taken twice or left behind.
  */
-export class SharedBatch<T> {
+export class BatchBuffer<T> {
   private items: T[] = [];
   private arrivedAt: number[] = [];
   // Taken entries are skipped by moving `head`; the arrays are compacted now and then, so a
@@ -19,7 +19,7 @@ export class SharedBatch<T> {
   private head = 0;
 
   constructor(
-    private readonly options: SharedBatchOptions,
+    private readonly options: BatchBufferOptions,
     private readonly clock: Clock = Date.now,
   ) {
     if (!Number.isInteger(options.size) || options.size < 1) {

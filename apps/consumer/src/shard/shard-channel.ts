@@ -1,0 +1,273 @@
+import { Logger } from '@nestjs/common';
+import type { ChannelWrapper, CreateChannelOpts } from 'amqp-connection-manager';
+import type { Channel, ConsumeMessage, Message } from 'amqplib';
+import { describeError } from '@app/observability';
+import { RECONNECT_SECONDS } from '@app/rabbitmq';
+
+/** What a shard channel needs of the broker connection (BrokerConnection; a fake in unit tests). */
+export interface ChannelSource {
+  createChannel(options: CreateChannelOpts): Pick<ChannelWrapper, 'on' | 'close'>;
+  isConnected(): boolean;
+  /** Resolves once the queues are declared on this channel's connection. */
+  ensureTopology(channel: Channel): Promise<void>;
+}
+
+export interface ShardChannelOptions {
+  queue: string;
+  prefetch: number;
+  /** Pause before a channel the broker closed (or whose consumer it cancelled) is opened again. */
+  reopenMs?: number;
+}
+
+export interface ShardChannelHandlers {
+  /** A delivery of the channel of `generation`: settle it with ack() or nack() and that generation. */
+  delivery(message: ConsumeMessage, generation: number): void;
+  /** The channel of `generation` closed: its unacknowledged deliveries are back in the queue. */
+  closed(generation: number): void;
+}
+
+interface OpenChannel {
+  channel: Channel;
+  generation: number;
+  consumerTag?: string;
+}
+
+/**
+ * One shard's channel and its consumer, kept alive: amqp-connection-manager reopens it after a
+ * reconnect, and this class reopens it when the broker closes it (or cancels its consumer) on a
+ * live connection. Every channel gets a new generation; a delivery is settled only on the
+ * channel of its own generation, because a delivery tag means nothing on another channel.
+ */
+export class ShardChannel {
+  private readonly logger: Logger;
+  private wrapper?: Pick<ChannelWrapper, 'on' | 'close'>;
+  private current?: OpenChannel;
+  /** Counts channels: a delivery may only be settled while its channel's generation is current. */
+  private generation = 0;
+  private stopping = false;
+  private reopenTimer?: NodeJS.Timeout;
+  /** Identifies the current channel wrapper: a stale one's late setup closes its channel instead. */
+  private wrapperToken?: object;
+  /** The running channel setup, which stopConsuming() waits for so that no consumer starts behind it. */
+  private settingUp: Promise<void> = Promise.resolve();
+  /** Set by the first channel error, cleared once consuming: a failure is explained once, not per retry. */
+  private failing = false;
+  /** pause() holds the consumer off until this timer fires. */
+  private resumeTimer?: NodeJS.Timeout;
+  /** When the queue last lost its consumer (or the channel was created); undefined while consuming. */
+  private withoutConsumerSince: number | undefined = Date.now();
+
+  constructor(
+    private readonly connection: ChannelSource,
+    private readonly options: ShardChannelOptions,
+    private readonly handlers: ShardChannelHandlers,
+    logger?: Logger,
+  ) {
+    this.logger = logger ?? new Logger(`ShardChannel ${options.queue}`);
+  }
+
+  /** Opens the channel and starts consuming (again after every reconnect). */
+  open(): void {
+    const token = {};
+    this.wrapperToken = token;
+    const wrapper = this.connection.createChannel({
+      name: this.options.queue,
+      confirm: false,
+      setup: (channel: Channel) => {
+        // A replaced wrapper may still finish a reconnect: it must not consume beside the new one.
+        if (token !== this.wrapperToken) return channel.close();
+        const run = this.setup(channel);
+        this.settingUp = run.catch(() => undefined);
+        return run;
+      },
+    });
+    wrapper.on('error', (error: Error) => this.logError(error));
+    this.wrapper = wrapper;
+  }
+
+  /** Whether a consumer is live on the queue right now. */
+  isConsuming(): boolean {
+    return this.current?.consumerTag !== undefined;
+  }
+
+  /** Milliseconds the queue has been without a consumer; 0 while consuming. */
+  msWithoutConsumer(now = Date.now()): number {
+    return this.withoutConsumerSince === undefined ? 0 : now - this.withoutConsumerSince;
+  }
+
+  /**
+   * Cancels the consumer and consumes again `ms` later (on whatever channel is open then); the
+   * deliveries in hand are settled as usual. A pause under way is not extended.
+   */
+  pause(ms: number): void {
+    if (this.resumeTimer !== undefined || this.stopping) return;
+    this.resumeTimer = setTimeout(() => {
+      this.resumeTimer = undefined;
+      const open = this.current;
+      if (this.stopping || open === undefined || open.consumerTag !== undefined) return;
+      this.consume(open).catch((error: Error) => this.logError(error));
+    }, ms);
+    const open = this.current;
+    const tag = open?.consumerTag;
+    if (open === undefined || tag === undefined) return;
+    this.lostConsumer(open);
+    open.channel
+      .cancel(tag)
+      .catch((error: unknown) =>
+        this.logger.warn(`could not cancel the consumer of ${this.options.queue}: ${describeError(error)}`),
+      );
+  }
+
+  /** Whether `generation` is the open channel's: only then can its deliveries be settled. */
+  isCurrent(generation: number): boolean {
+    return this.current?.generation === generation;
+  }
+
+  /**
+   * Acknowledges a delivery on the channel that delivered it. A delivery of a closed channel is
+   * not acked (the broker delivers it again); returns whether the ack was sent.
+   */
+  ack(message: Message, generation: number): boolean {
+    return this.settle(message, generation, (channel) => channel.ack(message));
+  }
+
+  /** Rejects a delivery: back to the queue with `requeue`, else to the dead-letter queue. */
+  nack(message: Message, generation: number, requeue: boolean): boolean {
+    return this.settle(message, generation, (channel) => channel.nack(message, false, requeue));
+  }
+
+  /** Cancels the consumer (the deliveries in hand stay unacked); no channel is reopened after this. */
+  async stopConsuming(): Promise<void> {
+    this.stopping = true;
+    clearTimeout(this.reopenTimer);
+    clearTimeout(this.resumeTimer);
+    // A setup under way sees `stopping` and cancels its own consumer; wait for it.
+    await this.settingUp;
+    const open = this.current;
+    if (open?.consumerTag === undefined) return;
+    try {
+      await open.channel.cancel(open.consumerTag);
+      this.lostConsumer(open);
+    } catch (error) {
+      this.logger.warn(`could not cancel the consumer of ${this.options.queue}: ${describeError(error)}`);
+    }
+  }
+
+  /** Closes the channel; its unacknowledged deliveries go back to the queue. */
+  async close(): Promise<void> {
+    this.stopping = true;
+    clearTimeout(this.reopenTimer);
+    clearTimeout(this.resumeTimer);
+    await this.wrapper?.close();
+  }
+
+  private settle(message: Message, generation: number, send: (channel: Channel) => void): boolean {
+    const open = this.current;
+    if (open?.generation !== generation) return false;
+    try {
+      send(open.channel);
+      return true;
+    } catch (error) {
+      // The channel is closing under us: the broker delivers it again.
+      this.logger.warn(
+        `could not settle delivery ${message.fields.deliveryTag} of ${this.options.queue}: ${describeError(error)}`,
+      );
+      return false;
+    }
+  }
+
+  /** Runs on every new channel: a new generation, the topology (once per connection), the prefetch, the consumer. */
+  private async setup(channel: Channel): Promise<void> {
+    const open: OpenChannel = { channel, generation: ++this.generation };
+    this.current = open;
+    channel.on('error', (error: Error) => this.logError(error));
+    channel.on('close', () => this.onClosed(open.generation));
+    try {
+      await this.connection.ensureTopology(channel);
+      await channel.prefetch(this.options.prefetch);
+      // While paused, the resume timer starts the consumer.
+      if (this.resumeTimer === undefined) await this.consume(open);
+    } catch (error) {
+      // The declaration may have failed on another channel of the connection, leaving this one
+      // open without a consumer: close it, so that the reopen below tries again.
+      channel.close().catch(() => undefined);
+      throw error;
+    }
+  }
+
+  private async consume(open: OpenChannel): Promise<void> {
+    if (this.stopping) return;
+    const { channel, generation } = open;
+    const { consumerTag } = await channel.consume(
+      this.options.queue,
+      (message) => this.onMessage(message, channel, generation),
+      { noAck: false },
+    );
+    if (this.stopping) {
+      // stopConsuming() began while the consumer was being set up: it waits for this cancel.
+      await channel.cancel(consumerTag);
+      return;
+    }
+    if (this.current !== open) return;
+    open.consumerTag = consumerTag;
+    this.withoutConsumerSince = undefined;
+    this.failing = false;
+    this.logger.log(`consuming ${this.options.queue}`);
+  }
+
+  private lostConsumer(open: OpenChannel): void {
+    open.consumerTag = undefined;
+    this.withoutConsumerSince ??= Date.now();
+  }
+
+  private onMessage(message: ConsumeMessage | null, channel: Channel, generation: number): void {
+    if (message !== null) {
+      this.handlers.delivery(message, generation);
+      return;
+    }
+    // Closing the channel returns its unacked deliveries; a new one resubscribes.
+    this.logger.error(`the broker cancelled the consumer of ${this.options.queue}; reopening its channel`);
+    channel.close().catch((error: unknown) => this.logger.warn(`closing the channel: ${describeError(error)}`));
+  }
+
+  private logError(error: Error): void {
+    if (this.failing) {
+      this.logger.debug(`channel of ${this.options.queue} failed again: ${error.message}`);
+      return;
+    }
+    this.failing = true;
+    const hint = /PRECONDITION_FAILED|inequivalent arg/.test(error.message)
+      ? ' (the queues exist with other arguments: do QUEUE_TYPE and QUEUE_PREFIX match the queues already declared?)'
+      : '';
+    this.logger.error(`channel of ${this.options.queue} failed: ${error.message}${hint}; retrying`);
+  }
+
+  private onClosed(generation: number): void {
+    const open = this.current;
+    if (open === undefined || generation !== open.generation) return;
+    this.lostConsumer(open);
+    this.current = undefined;
+    this.handlers.closed(generation);
+    this.scheduleReopen();
+  }
+
+  /**
+   * amqp-connection-manager reopens channels only when the connection comes back; a channel the
+   * broker closed on a live connection stays closed, so reopen it here.
+   */
+  private scheduleReopen(): void {
+    if (this.stopping) return;
+    clearTimeout(this.reopenTimer);
+    this.reopenTimer = setTimeout(
+      () => {
+        if (this.stopping || this.current !== undefined || !this.connection.isConnected()) return;
+        if (this.failing) this.logger.debug(`reopening the channel of ${this.options.queue}`);
+        else this.logger.warn(`reopening the channel of ${this.options.queue}`);
+        const stale = this.wrapper;
+        this.open();
+        stale?.close().catch((error: unknown) => this.logger.warn(`closing a stale channel: ${describeError(error)}`));
+      },
+      this.options.reopenMs ?? RECONNECT_SECONDS * 1000 + 500,
+    );
+  }
+}
