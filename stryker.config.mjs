@@ -34,6 +34,10 @@ export const groups = {
     files: ['libs/rfc3339/src/rfc3339.ts'],
     specs: ['libs/rfc3339/src/rfc3339.spec.ts'],
   },
+  'file-sink': {
+    files: ['apps/consumer/src/file-sink/file-sink.service.ts', 'apps/consumer/src/file-sink/directory-syncer.ts'],
+    specs: ['apps/consumer/src/file-sink/file-sink.service.spec.ts'],
+  },
 };
 
 /** @type {import('@stryker-mutator/api/core').PartialStrykerOptions} */
