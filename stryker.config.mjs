@@ -16,7 +16,11 @@ export const groups = {
       'libs/dto-fast-check/src/dto-fast-check.ts',
       'libs/contracts/src/create-entry.dto.ts',
     ],
-    specs: ['apps/api/src/message/entries-validation.pipe.spec.ts', 'libs/dto-fast-check/src/dto-fast-check.spec.ts'],
+    specs: [
+      'apps/api/src/message/entries-validation.pipe.spec.ts',
+      'libs/dto-fast-check/src/dto-fast-check.spec.ts',
+      'libs/contracts/src/create-entry.dto.spec.ts',
+    ],
   },
   'api-ingest': {
     files: ['apps/api/src/message/ingest.service.ts'],
