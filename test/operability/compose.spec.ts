@@ -86,11 +86,21 @@ describe('docker-compose.yml', () => {
   });
 
   it('runs RabbitMQ 3.12 with management and a health check, the api and the consumer', () => {
-    expect(Object.keys(config.services).sort()).toEqual(['api', 'consumer', 'credentials', 'rabbitmq']);
+    expect(Object.keys(config.services).sort()).toEqual(['api', 'consumer', 'credentials', 'rabbitmq', 'redis']);
     const { rabbitmq } = config.services;
     expect(rabbitmq.image).toBe('rabbitmq:3.12-management');
     expect(rabbitmq.healthcheck?.test).toEqual(['CMD', 'rabbitmq-diagnostics', '-q', 'ping']);
     expect(publishedPorts(rabbitmq)).toEqual(['127.0.0.1:5672:5672', '127.0.0.1:15672:15672']);
+  });
+
+  it('runs Redis with a health check and persistence, and the api keeps its Idempotency-Keys there', () => {
+    const { redis, api } = config.services;
+    expect(redis.image).toMatch(/^redis:7/);
+    expect(redis.healthcheck?.test).toEqual(['CMD', 'redis-cli', 'ping']);
+    expect(publishedPorts(redis)).toEqual(['127.0.0.1:6379:6379']);
+    expect(redis.volumes).toEqual(['redis-data:/data']);
+    expect(api.environment.REDIS_URL).toBe('redis://redis:6379');
+    expect(api.depends_on?.redis.condition).toBe('service_healthy');
   });
 
   it('publishes every port on the loopback interface only, unless BIND_ADDRESS says otherwise', async () => {

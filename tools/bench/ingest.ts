@@ -14,6 +14,10 @@ export interface IngestTarget {
   name: string;
   /** The script to run with node, e.g. a copy of dist/apps/api/main.js. */
   script: string;
+  /** Extra environment, e.g. REDIS_URL. */
+  env?: Record<string, string>;
+  /** Every request gets an Idempotency-Key of its own (`--keys`), so none is a replay. */
+  keyed?: boolean;
 }
 
 export interface IngestLoad {
@@ -54,7 +58,17 @@ export function requestBody(entries: number): string {
   return JSON.stringify(makeEntries(entries, 'benchmark entry', { stepMs: 1_000, startMs: 53_520 }));
 }
 
-function load(url: string, body: string, connections: number, seconds: number): Promise<autocannon.Result> {
+/** Keys no earlier load used: a key seen before would be answered from the store, not published. */
+let keySequence = 0;
+
+function load(
+  url: string,
+  body: string,
+  connections: number,
+  seconds: number,
+  keyed = false,
+): Promise<autocannon.Result> {
+  const run = `${process.pid}-${Date.now()}`;
   return autocannon({
     url: `${url}/message`,
     method: 'POST',
@@ -62,6 +76,18 @@ function load(url: string, body: string, connections: number, seconds: number): 
     body,
     connections,
     duration: seconds,
+    ...(keyed
+      ? {
+          requests: [
+            {
+              setupRequest: (request) => ({
+                ...request,
+                headers: { ...request.headers, 'idempotency-key': `bench-${run}-${++keySequence}` },
+              }),
+            },
+          ],
+        }
+      : {}),
   });
 }
 
@@ -92,7 +118,13 @@ export async function measureIngestRound(
       const child = BenchProcess.start({
         name: `ingest ${target.name}`,
         args: [target.script],
-        env: { QUEUE_PREFIX: prefix, SHARDS_COUNT: String(shardsCount), API_HOST: '127.0.0.1', API_PORT: String(port) },
+        env: {
+          QUEUE_PREFIX: prefix,
+          SHARDS_COUNT: String(shardsCount),
+          API_HOST: '127.0.0.1',
+          API_PORT: String(port),
+          ...target.env,
+        },
         cleanup,
         cpuProfDir: options.cpuProfDir,
       });
@@ -125,10 +157,11 @@ async function measureLoad(
   spec: IngestLoad,
   { broker, shardsCount, round }: IngestRoundOptions,
 ): Promise<IngestFigures> {
-  if (spec.warmupSeconds > 0) await load(server.url, body, spec.connections, spec.warmupSeconds);
+  const keyed = server.target.keyed === true;
+  if (spec.warmupSeconds > 0) await load(server.url, body, spec.connections, spec.warmupSeconds, keyed);
   server.process.assertRunning();
   const cpuBefore = server.process.cpuSeconds();
-  const result = await load(server.url, body, spec.connections, spec.durationSeconds);
+  const result = await load(server.url, body, spec.connections, spec.durationSeconds, keyed);
   const cpuAfter = server.process.cpuSeconds();
   server.process.assertRunning();
   let messagesQueued = 0;

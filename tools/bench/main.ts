@@ -10,6 +10,7 @@
  *                    [--backlog 200000] [--cases fsync:5,fsync:500,nofsync:5,nofsync:500]
  *                    [--e2e-seconds 30] [--e2e-rate 200] [--e2e-per-request 10]
  *                    [--cpu-prof <dir>] [--compare <api main.js>] [--out <file.md>] [--no-write]
+ *                    [--keys memory,redis]   # ingest again with an Idempotency-Key on every request
  *   npm run bench:api                     # = npm run bench -- --only ingest --sizes 100 --rounds 1
  *   npm run bench:drain                   # = npm run bench -- --only drain --rounds 1
  */
@@ -38,6 +39,7 @@ const { values: args } = parseArgs({
     only: { type: 'string' },
     'cpu-prof': { type: 'string' },
     compare: { type: 'string' },
+    keys: { type: 'string' },
     out: { type: 'string' },
     'no-write': { type: 'boolean', default: false },
     // The flag of the old bench-api.ts and bench-drain.ts, which meant a different thing in each.
@@ -66,6 +68,15 @@ function parsePhases(text: string | undefined): Phase[] {
   return phases as Phase[];
 }
 
+function parseKeyStores(text: string | undefined): ('memory' | 'redis')[] {
+  if (text === undefined) return [];
+  const stores = text.split(',').map((store) => store.trim());
+  for (const store of stores) {
+    if (store !== 'memory' && store !== 'redis') throw new Error(`--keys takes memory, redis; got ${store}`);
+  }
+  return stores as ('memory' | 'redis')[];
+}
+
 function options(): BenchOptions {
   if (args.entries !== undefined) {
     throw new Error('--entries is gone: --sizes <entries per request> for ingest, --backlog <entries> for the drain');
@@ -92,6 +103,8 @@ function options(): BenchOptions {
     },
     cpuProfDir: args['cpu-prof'],
     compareApi: args.compare,
+    ingestKeys: parseKeyStores(args.keys),
+    redisUrl: process.env.REDIS_URL,
     log: (line) => console.log(line),
   };
 }

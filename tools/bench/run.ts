@@ -30,6 +30,10 @@ export interface BenchOptions {
   cpuProfDir?: string;
   /** Another build of the api to measure beside it (ingest only), e.g. of an older commit. */
   compareApi?: string;
+  /** The api again with an Idempotency-Key on every request, keys kept in these stores (ingest only). */
+  ingestKeys?: readonly ('memory' | 'redis')[];
+  /** The Redis of the `redis` key store. */
+  redisUrl?: string;
   /** Where progress goes, one line at a time. */
   log: (line: string) => void;
 }
@@ -147,6 +151,12 @@ async function runPhases(options: BenchOptions, context: RunContext, results: Be
     const targets: IngestTarget[] = [
       ...(options.compareApi === undefined ? [] : [{ name: 'compare', script: options.compareApi }]),
       { name: 'api', script: build.apiMain },
+      ...(options.ingestKeys ?? []).map((store): IngestTarget => ({
+        name: `key:${store}`,
+        script: build.apiMain,
+        keyed: true,
+        env: store === 'redis' ? { REDIS_URL: options.redisUrl ?? 'redis://127.0.0.1:6379' } : {},
+      })),
       { name: 'baseline', script: build.apiBaseline },
     ];
     const loads = sizes.map((entriesPerRequest) => ({
@@ -164,7 +174,7 @@ async function runPhases(options: BenchOptions, context: RunContext, results: Be
         cpuProfDir: options.cpuProfDir,
         onResult: (f) =>
           log(
-            `  round ${round} ${f.target.padEnd(8)} ${String(f.entriesPerRequest).padStart(4)}/request ` +
+            `  round ${round} ${f.target.padEnd(10)} ${String(f.entriesPerRequest).padStart(4)}/request ` +
               `${rate(f.entriesPerSecond).padStart(9)} entries/s, p50 ${f.p50Ms} ms, p99 ${f.p99Ms} ms, ` +
               `${f.cpuUsPerRequest === undefined ? '?' : Math.round(f.cpuUsPerRequest)} us CPU/request, ` +
               `non-2xx ${f.non2xx}, errors ${f.errors}, ${f.messagesQueued} messages queued`,

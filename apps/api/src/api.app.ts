@@ -5,6 +5,7 @@ import type { ApiAppConfig } from '@app/config';
 import { createLogger } from '@app/observability';
 import { AppModule } from './app.module';
 import { serveOpenApi } from './docs/openapi';
+import { keepBodyOfKeyedRequests } from './idempotency/keyed-body';
 
 /** How often Node looks for requests past REQUEST_TIMEOUT_MS: a slow one closes at most this much later. */
 const CONNECTIONS_CHECKING_MS = 1_000;
@@ -34,6 +35,7 @@ export async function createApiApp(config: ApiAppConfig): Promise<NestFastifyApp
   });
   // Only JSON is a body here: text/plain must be a 415, not a string that fails validation.
   adapter.getInstance().removeContentTypeParser(['text/plain']);
+  keepBodyOfKeyedRequests(adapter.getInstance());
 
   const app = await NestFactory.create<NestFastifyApplication>(AppModule.forRoot(config), adapter, {
     logger: createLogger(runtime, 'api'),

@@ -118,6 +118,8 @@ describe('api and consumer disagreeing on SHARDS_COUNT', () => {
     const url = await consumer.listeningUrl();
     await postEntries(api.url, [{ timestamp: timestampInShard(1, 3), value: 'a' }]);
     // A message without the header whose entry belongs to another shard of ours: no poison either.
+    // Queue 4 is the consumer's alone: publish once it is declared and consumed.
+    await consumer.waitForLog(`consuming ${shardQueueName(prefix, 4)}`);
     const shard0 = timestampInShard(0, 5);
     expect(shardOf(shard0, 5)).toBe(0);
     await broker.publishRaw(

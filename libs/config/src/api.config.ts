@@ -1,5 +1,5 @@
 import { configNamespace } from './config-namespace';
-import { readHost, readInt, readOptionalString } from './env';
+import { readHost, readInt, readOptionalRedisUrl, readOptionalString } from './env';
 
 export function readApiConfig(env: NodeJS.ProcessEnv = process.env) {
   return {
@@ -10,6 +10,10 @@ export function readApiConfig(env: NodeJS.ProcessEnv = process.env) {
     maxEntries: readInt(env, 'MAX_ENTRIES', 10_000, { min: 1, max: 10_000_000 }),
     publishTimeoutMs: readInt(env, 'PUBLISH_TIMEOUT_MS', 5_000, { min: 1, max: 600_000 }),
     requestTimeoutMs: readInt(env, 'REQUEST_TIMEOUT_MS', 30_000, { min: 100, max: 3_600_000 }),
+    /** How long an Idempotency-Key and its answer are remembered (up to 30 days). */
+    idempotencyTtlS: readInt(env, 'IDEMPOTENCY_TTL_S', 86_400, { min: 1, max: 2_592_000 }),
+    /** The Redis every api replica shares its Idempotency-Keys through; unset: this process's memory. */
+    redisUrl: readOptionalRedisUrl(env, 'REDIS_URL'),
   };
 }
 

@@ -27,6 +27,8 @@ describe('configuration', () => {
       maxEntries: 10_000,
       publishTimeoutMs: 5_000,
       requestTimeoutMs: 30_000,
+      idempotencyTtlS: 86_400,
+      redisUrl: undefined,
     });
     expect(readConsumerConfig({})).toEqual({
       host: '0.0.0.0',
@@ -62,6 +64,10 @@ describe('configuration', () => {
       batchSize: 5,
     });
     expect(readApiConfig({ API_TOKEN: 's3cret', API_PORT: '8080' })).toMatchObject({ token: 's3cret', port: 8080 });
+    expect(readApiConfig({ IDEMPOTENCY_TTL_S: '60', REDIS_URL: 'redis://127.0.0.1:6379/2' })).toMatchObject({
+      idempotencyTtlS: 60,
+      redisUrl: 'redis://127.0.0.1:6379/2',
+    });
   });
 
   it.each([
@@ -103,6 +109,14 @@ describe('configuration', () => {
     [
       () => readApiConfig({ REQUEST_TIMEOUT_MS: '50' }),
       'Invalid REQUEST_TIMEOUT_MS="50": expected a whole number from 100 to 3600000',
+    ],
+    [
+      () => readApiConfig({ IDEMPOTENCY_TTL_S: '0' }),
+      'Invalid IDEMPOTENCY_TTL_S="0": expected a whole number from 1 to 2592000',
+    ],
+    [
+      () => readApiConfig({ REDIS_URL: 'localhost:6379' }),
+      'Invalid REDIS_URL="localhost:6379": expected a redis:// or rediss:// URL with a host',
     ],
     [
       () => readConsumerConfig({ WORKERS_MIN: '5' }),

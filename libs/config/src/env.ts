@@ -96,6 +96,22 @@ export function readAmqpUrls(env: Env, name: string, fallback: string): string[]
   return urls;
 }
 
+/** A redis:// or rediss:// URL, or undefined when the variable is unset. */
+export function readOptionalRedisUrl(env: Env, name: string): string | undefined {
+  const value = raw(env, name);
+  if (value === undefined) return undefined;
+  let url: URL | undefined;
+  try {
+    url = new URL(value);
+  } catch {
+    url = undefined;
+  }
+  if (url === undefined || (url.protocol !== 'redis:' && url.protocol !== 'rediss:') || url.hostname === '') {
+    throw new ConfigValidationError(name, value, 'expected a redis:// or rediss:// URL with a host');
+  }
+  return value;
+}
+
 export function readHost(env: Env, name: string, fallback: string): string {
   const value = raw(env, name);
   if (value === undefined) return fallback;

@@ -8,6 +8,14 @@ export const ENTRIES_PATTERN = 'entries.v1';
 export const SHARDS_COUNT_HEADER = 'x-shards-count';
 
 /**
+ * The AMQP header of a message the api published for a request with an `Idempotency-Key`: when
+ * the api forgets that key (ms since the epoch, an integer). Until then a repeat of the request may
+ * publish the same message again, with the same message id and the same entry ids; a message
+ * without it was published once. A later attempt of the same request carries a later time.
+ */
+export const IDEMPOTENCY_EXPIRES_HEADER = 'x-idempotency-expires';
+
+/**
  * A shard message holds at most this many entries: the consumer's PREFETCH counts deliveries, so
  * this bounds what a shard buffers in entries, whatever the requests look like.
  */

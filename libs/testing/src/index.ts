@@ -12,3 +12,4 @@ export * from './metrics';
 export * from './node-process';
 export * from './slow-client';
 export * from './rabbitmq-cluster';
+export * from './redis';

@@ -97,12 +97,16 @@ export class ShardPublisherClient extends ClientRMQ {
    * itself, and the serializer, since the contract's encoder writes the bytes. Call it only while
    * isReady(): unlike emit(), it does not wait for a connection. The message is mandatory: a
    * broker with no queue to route it to confirms it all the same, so a return turns the confirm
-   * into UnroutableMessageError.
+   * into UnroutableMessageError. `messageId` is random unless the caller fixes it.
    */
-  async dispatchConfirmed(routingKey: string, content: Buffer, options: Options.Publish): Promise<void> {
+  async dispatchConfirmed(
+    routingKey: string,
+    content: Buffer,
+    options: Options.Publish,
+    messageId: string = randomUUID(),
+  ): Promise<void> {
     const channel = this.channel as ChannelWrapper | null;
     if (channel === null) throw new Error('no channel to publish on: connect first');
-    const messageId = randomUUID();
     const connection = this.connection;
     const sentAt = performance.now();
     try {

@@ -2,7 +2,7 @@ import { Inject, Injectable, Logger, type OnApplicationBootstrap, type OnApplica
 import { type ConfigType } from '@nestjs/config';
 import type { Options } from 'amqp-connection-manager';
 import { apiConfig, rabbitmqConfig } from '@app/config';
-import { SHARDS_COUNT_HEADER, type WireEntry, encodeShardPackets } from '@app/contracts';
+import { IDEMPOTENCY_EXPIRES_HEADER, SHARDS_COUNT_HEADER, type WireEntry, encodeShardPackets } from '@app/contracts';
 import { describeError } from '@app/observability';
 import { BrokerOutageLog, HEARTBEAT_SECONDS, RECONNECT_SECONDS, SHARD_EXCHANGE, nodeOrder } from '@app/rabbitmq';
 import { shardQueueName } from '@app/sharding';
@@ -15,6 +15,13 @@ export class BrokerUnavailableError extends Error {
     super(message, options);
     this.name = BrokerUnavailableError.name;
   }
+}
+
+/** What fixes the messages of a request with an Idempotency-Key: their ids and when the key expires. */
+export interface KeyedPublish {
+  ids: { messageId(shard: number, part: number): string };
+  /** ms since the epoch, sent as the x-idempotency-expires header. */
+  expiresAt: number;
 }
 
 /**
@@ -102,9 +109,10 @@ export class ShardPublisher implements OnApplicationBootstrap, OnApplicationShut
    * Publishes the entries of one shard, in order, as one message or several (at most
    * SHARD_MESSAGE_MAX_ENTRIES entries and SHARD_MESSAGE_MAX_BYTES each, so that the consumer's
    * PREFETCH bounds what it holds in entries), and resolves once the broker has confirmed every one
-   * to disk; rejects with BrokerUnavailableError.
+   * to disk; rejects with BrokerUnavailableError. A `keyed` request's messages get the ids its key
+   * fixes and the x-idempotency-expires header; others get random ids and no such header.
    */
-  async publish(shard: number, entries: WireEntry[]): Promise<void> {
+  async publish(shard: number, entries: WireEntry[], keyed?: KeyedPublish): Promise<void> {
     if (!this.client.isReady()) {
       throw new BrokerUnavailableError('RabbitMQ is not reachable; nothing was published');
     }
@@ -112,18 +120,29 @@ export class ShardPublisher implements OnApplicationBootstrap, OnApplicationShut
     const options = {
       persistent: true,
       contentType: 'application/json',
-      headers: { [SHARDS_COUNT_HEADER]: this.rabbitmq.shardsCount },
+      headers:
+        keyed === undefined
+          ? { [SHARDS_COUNT_HEADER]: this.rabbitmq.shardsCount }
+          : { [SHARDS_COUNT_HEADER]: this.rabbitmq.shardsCount, [IDEMPOTENCY_EXPIRES_HEADER]: keyed.expiresAt },
       // amqp-connection-manager's publish timeout: past it the publish rejects with "timeout" and
       // the message leaves its send queue, whether or not the broker was reached.
       timeout: this.api.publishTimeoutMs,
     };
     await Promise.all(
-      encodeShardPackets(shard, entries).map((content) => this.publishOne(shard, routingKey, content, options)),
+      encodeShardPackets(shard, entries).map((content, part) =>
+        this.publishOne(shard, routingKey, content, options, keyed?.ids.messageId(shard, part)),
+      ),
     );
   }
 
-  private async publishOne(shard: number, routingKey: string, content: Buffer, options: Options.Publish) {
-    const confirmed = this.client.dispatchConfirmed(routingKey, content, options);
+  private async publishOne(
+    shard: number,
+    routingKey: string,
+    content: Buffer,
+    options: Options.Publish,
+    messageId: string | undefined,
+  ) {
+    const confirmed = this.client.dispatchConfirmed(routingKey, content, options, messageId);
     this.inFlight.add(confirmed);
     const timer = this.metrics.publishConfirmSeconds.startTimer();
     try {

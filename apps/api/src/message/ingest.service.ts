@@ -5,6 +5,7 @@ import { rabbitmqConfig } from '@app/config';
 import type { CreateEntryDto, WireEntry } from '@app/contracts';
 import { shardOf } from '@app/sharding';
 import { ShardPublisher } from '../broker/shard-publisher.service';
+import type { KeyedAttempt } from '../idempotency/idempotency.service';
 import { ApiMetrics } from '../metrics/api.metrics';
 
 export interface AcceptedEntries {
@@ -24,11 +25,14 @@ export class IngestService {
     private readonly metrics: ApiMetrics,
   ) {}
 
-  /** Resolves once the broker has confirmed every message of every shard; ids are in request order. */
-  async accept(entries: CreateEntryDto[]): Promise<AcceptedEntries> {
+  /**
+   * Resolves once the broker has confirmed every message of every shard; ids are in request order.
+   * A request with an Idempotency-Key (`keyed`) gets the ids its key fixes, each time it is tried.
+   */
+  async accept(entries: CreateEntryDto[], keyed?: KeyedAttempt): Promise<AcceptedEntries> {
     const byShard = new Map<number, WireEntry[]>();
-    const ids = entries.map(({ timestamp, value }) => {
-      const id = randomUUID();
+    const ids = entries.map(({ timestamp, value }, index) => {
+      const id = keyed === undefined ? randomUUID() : keyed.ids.entryId(index);
       const shard = shardOf(timestamp, this.rabbitmq.shardsCount);
       const wire: WireEntry = value == null ? { id, timestamp } : { id, timestamp, value };
       const group = byShard.get(shard);
@@ -37,7 +41,7 @@ export class IngestService {
       return id;
     });
     // Shards publish concurrently: one confirm round-trip per request, not per shard.
-    await Promise.all([...byShard].map(([shard, group]) => this.publisher.publish(shard, group)));
+    await Promise.all([...byShard].map(([shard, group]) => this.publisher.publish(shard, group, keyed)));
     this.metrics.entriesAccepted.inc(ids.length);
     return { accepted: ids.length, ids };
   }

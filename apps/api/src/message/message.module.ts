@@ -2,13 +2,14 @@ import { Inject, type MiddlewareConsumer, Module, type NestModule, RequestMethod
 import { type ConfigType } from '@nestjs/config';
 import { apiConfig } from '@app/config';
 import { BrokerModule } from '../broker/broker.module';
+import { IdempotencyModule } from '../idempotency/idempotency.module';
 import { ApiMetricsModule } from '../metrics/api-metrics.module';
 import { BearerAuthMiddleware } from './bearer-auth.middleware';
 import { MessageController } from './message.controller';
 import { IngestService } from './ingest.service';
 
 @Module({
-  imports: [BrokerModule, ApiMetricsModule],
+  imports: [BrokerModule, ApiMetricsModule, IdempotencyModule],
   controllers: [MessageController],
   providers: [IngestService],
 })
