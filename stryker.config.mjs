@@ -42,6 +42,18 @@ export const groups = {
     files: ['apps/consumer/src/file-sink/file-sink.service.ts', 'apps/consumer/src/file-sink/directory-syncer.ts'],
     specs: ['apps/consumer/src/file-sink/file-sink.service.spec.ts'],
   },
+  'worker-pool': {
+    files: ['apps/consumer/src/worker-pool/worker-pool.ts'],
+    specs: ['apps/consumer/src/worker-pool/worker-pool.spec.ts'],
+  },
+  batch: {
+    files: ['apps/consumer/src/batch/batch-buffer.ts'],
+    specs: ['apps/consumer/src/batch/batch-buffer.spec.ts'],
+  },
+  shard: {
+    files: ['apps/consumer/src/shard/shard-runtime.ts', 'apps/consumer/src/shard/shard-channel.ts'],
+    specs: ['apps/consumer/src/shard/shard-runtime.spec.ts'],
+  },
 };
 
 /** @type {import('@stryker-mutator/api/core').PartialStrykerOptions} */
