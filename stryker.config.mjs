@@ -48,7 +48,7 @@ export const groups = {
   },
   batch: {
     files: ['apps/consumer/src/batch/batch-buffer.ts'],
-    specs: ['apps/consumer/src/batch/batch-buffer.spec.ts'],
+    specs: ['apps/consumer/src/batch/batch-buffer.spec.ts', 'apps/consumer/src/batch/batch-buffer.options.spec.ts'],
   },
   shard: {
     files: ['apps/consumer/src/shard/shard-runtime.ts', 'apps/consumer/src/shard/shard-channel.ts'],
