@@ -24,7 +24,7 @@ export const groups = {
   },
   'api-ingest': {
     files: ['apps/api/src/message/ingest.service.ts'],
-    specs: ['apps/api/src/message/ingest.service.spec.ts'],
+    specs: ['apps/api/src/message/ingest.service.spec.ts', 'apps/api/src/message/ingest.service.keyed.spec.ts'],
   },
   sharding: {
     files: ['libs/sharding/src/shard.ts', 'libs/sharding/src/queue-names.ts'],
