@@ -17,7 +17,7 @@ import { FaultCase, duplicates, pick, summary } from './fault-kit';
  * all fall in one shard, published before the consumer starts, drained by a consumer with the
  * defaults. The full promise is 200 such requests (2,000,000 entries); at the defaults (batch 5,
  * fsync) this machine drained about 2,800 entries/s with the other suites beside it, so the full
- * backlog would take about 12 minutes. The case keeps 15 requests (150,000 entries, about 75 s):
+ * backlog would take about 12 minutes. The case keeps 15 requests (150,000 entries: about 55 s of drain, 85 s in all):
  * still three times the 50,000 entries PREFETCH (200 messages of at most 250) lets a shard hold,
  * which is what bounds the RSS whatever the backlog's size (docs/faults.md).
  */

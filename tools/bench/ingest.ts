@@ -6,7 +6,15 @@
  * swings, so the figures to compare are measured next to each other.
  */
 import autocannon from 'autocannon';
-import { TestBroker, freePort, makeEntries, prefixQueueNames, testPrefix } from '@app/testing';
+import {
+  TestBroker,
+  TestRedis,
+  freePort,
+  idempotencyNamespace,
+  makeEntries,
+  prefixQueueNames,
+  testPrefix,
+} from '@app/testing';
 import type { Cleanup } from './cleanup';
 import { BenchProcess } from './processes';
 
@@ -114,6 +122,16 @@ export async function measureIngestRound(
     for (const target of targets) {
       const prefix = testPrefix(`bench-ingest-${target.name}`);
       releases.push(cleanup.add(`delete queues ${prefix}`, () => broker.deleteQueues(prefix, shardsCount)));
+      const redisUrl = target.env?.REDIS_URL;
+      if (redisUrl !== undefined) {
+        // The keys the load left in Redis, each kept for IDEMPOTENCY_TTL_S otherwise.
+        releases.push(
+          cleanup.add(`delete Redis keys of ${prefix}`, async () => {
+            const redis = await TestRedis.connect(redisUrl);
+            await redis.deleteNamespace(idempotencyNamespace(prefix)).finally(() => redis.close());
+          }),
+        );
+      }
       const port = await freePort();
       const child = BenchProcess.start({
         name: `ingest ${target.name}`,
