@@ -1,10 +1,13 @@
 import fc from 'fast-check';
 import {
   ENTRIES_PATTERN,
+  PermanentMessageError,
   SHARD_MESSAGE_MAX_BYTES,
   SHARD_MESSAGE_MAX_ENTRIES,
+  ShardMismatchError,
   type WireEntry,
   decodeShardPacket,
+  encodeEntryLine,
   encodeShardPacket,
   encodeShardPackets,
 } from './entry.wire';
@@ -101,5 +104,90 @@ describe('encodeShardPackets', () => {
       n - 1,
       2,
     ]);
+  });
+});
+
+describe('decodeShardPacket', () => {
+  const ID = '00000000-0000-4000-8000-000000000001';
+  const T3 = timestampOfShard3(0);
+  const packet = (data: unknown, pattern: unknown = ENTRIES_PATTERN): Buffer =>
+    Buffer.from(JSON.stringify({ pattern, data }));
+  const ofEntries = (list: unknown[]): Buffer => packet({ shard: 3, entries: list });
+
+  /** The error `content` is refused with, as `name: message`. */
+  function refusal(content: Buffer): string {
+    try {
+      decodeShardPacket(content, 3, SHARDS);
+    } catch (error) {
+      const { name, message } = error as Error;
+      expect(error).toBeInstanceOf(name === 'ShardMismatchError' ? ShardMismatchError : PermanentMessageError);
+      return `${name}: ${message}`;
+    }
+    throw new Error(`decoded ${content.toString()}`);
+  }
+
+  it('reads the entries of its shard, with or without a value, and nothing else of them', () => {
+    const list = [
+      { id: ID, timestamp: T3, value: 'v' },
+      { id: 'b', timestamp: T3 },
+      { id: 'c', timestamp: T3, value: '' },
+    ];
+    expect(decodeShardPacket(ofEntries(list), 3, SHARDS)).toEqual(list);
+    const [entry] = decodeShardPacket(ofEntries([{ id: ID, timestamp: T3, extra: 1 }]), 3, SHARDS);
+    expect(Object.keys(entry).sort()).toEqual(['id', 'timestamp']);
+  });
+
+  it.each([
+    ['no JSON', Buffer.from('{"pattern":'), 'payload is not JSON'],
+    ['a JSON array', Buffer.from('[]'), 'payload is not an entries.v1 packet'],
+    ['JSON null', Buffer.from('null'), 'payload is not an entries.v1 packet'],
+    ['another pattern', packet({ shard: 3, entries: [] }, 'entries.v0'), 'payload is not an entries.v1 packet'],
+    ['data that is no object', packet([{ id: ID, timestamp: T3 }]), 'payload is not an entries.v1 packet'],
+    ['data null', packet(null), 'payload is not an entries.v1 packet'],
+    ['no entries', packet({ shard: 3 }), 'payload holds no entries'],
+    [
+      'entries that are no list',
+      packet({ shard: 3, entries: { 0: { id: ID, timestamp: T3 } } }),
+      'payload holds no entries',
+    ],
+    ['an empty list', ofEntries([]), 'payload holds no entries'],
+    ['an entry that is null', ofEntries([{ id: ID, timestamp: T3 }, null]), 'entry 1 is not an object'],
+    ['an entry that is a list', ofEntries([[ID, T3]]), 'entry 0 is not an object'],
+    ['an entry that is a string', ofEntries([ID]), 'entry 0 is not an object'],
+    ['no id', ofEntries([{ timestamp: T3 }]), 'entry 0 has no id'],
+    ['an empty id', ofEntries([{ id: '', timestamp: T3 }]), 'entry 0 has no id'],
+    ['a numeric id', ofEntries([{ id: 7, timestamp: T3 }]), 'entry 0 has no id'],
+    ['no timestamp', ofEntries([{ id: ID }]), 'entry 0 has no valid timestamp'],
+    ['an invalid date', ofEntries([{ id: ID, timestamp: '2019-02-29T00:00:00Z' }]), 'entry 0 has no valid timestamp'],
+    ['a numeric value', ofEntries([{ id: ID, timestamp: T3, value: 1 }]), 'entry 0 has a value that is not a string'],
+    ['a null value', ofEntries([{ id: ID, timestamp: T3, value: null }]), 'entry 0 has a value that is not a string'],
+  ])('refuses %s for good, saying why', (_case, content, message) => {
+    expect(refusal(content)).toBe(`PermanentMessageError: ${message}`);
+  });
+
+  it('refuses an entry of another shard as a mismatch of SHARDS_COUNT, not as poison', () => {
+    const content = ofEntries([
+      { id: ID, timestamp: T3 },
+      { id: ID, timestamp: '2019-10-12T08:10:54Z' },
+    ]);
+    expect(refusal(content)).toBe(
+      'ShardMismatchError: entry 1 (2019-10-12T08:10:54Z) belongs to shard 4 of 5, not 3: do the apps agree on SHARDS_COUNT?',
+    );
+  });
+});
+
+describe('encodeEntryLine', () => {
+  it('writes id, timestamp and the value when there is one, as JSON on one line', () => {
+    expect(encodeEntryLine({ id: 'a', timestamp: '2019-10-12T08:10:53Z', value: 'x\ny' })).toBe(
+      '{"id":"a","timestamp":"2019-10-12T08:10:53Z","value":"x\\ny"}',
+    );
+    expect(encodeEntryLine({ id: 'a', timestamp: '2019-10-12T08:10:53Z', value: '' })).toBe(
+      '{"id":"a","timestamp":"2019-10-12T08:10:53Z","value":""}',
+    );
+    expect(encodeEntryLine({ id: 'a', timestamp: '2019-10-12T08:10:53Z' })).toBe(
+      '{"id":"a","timestamp":"2019-10-12T08:10:53Z"}',
+    );
+    const withUndefined = { id: 'a', timestamp: '2019-10-12T08:10:53Z', value: undefined, extra: 1 };
+    expect(encodeEntryLine(withUndefined as WireEntry)).toBe('{"id":"a","timestamp":"2019-10-12T08:10:53Z"}');
   });
 });

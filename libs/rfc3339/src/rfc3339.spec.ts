@@ -59,6 +59,24 @@ describe('parseRfc3339Seconds against the Date object', () => {
   });
 });
 
+describe('isRfc3339DateTime', () => {
+  it('is true only for a string holding a valid date-time', () => {
+    expect(isRfc3339DateTime('2019-10-12T08:10:53Z')).toBe(true);
+    expect(isRfc3339DateTime('2019-02-29T00:00:00Z')).toBe(false);
+  });
+
+  it.each([
+    ['an array holding one', ['2019-10-12T08:10:53Z']],
+    ['a String object', new String('2019-10-12T08:10:53Z')],
+    ['an object that prints as one', { toString: () => '2019-10-12T08:10:53Z' }],
+    ['a number', 1570867853],
+    ['null', null],
+    ['undefined', undefined],
+  ])('is false, without throwing, for %s', (_case, value) => {
+    expect(isRfc3339DateTime(value)).toBe(false);
+  });
+});
+
 describe('parseRfc3339Seconds', () => {
   it.each([
     ['1970-01-01T00:00:00Z', 0],
@@ -101,6 +119,7 @@ describe('parseRfc3339Seconds', () => {
     ' 2019-10-12T08:10:53Z',
     '2019-10-12T08:10:53Z ',
     '2019-10-12T08:10:53ZZ',
+    '2019-10-12T08:10:53Z2019-10-12T08:10:53Z',
     '',
   ])('rejects %j', (text) => {
     expect(parseRfc3339Seconds(text)).toBeNull();

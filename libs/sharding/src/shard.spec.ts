@@ -27,5 +27,6 @@ describe('shard math', () => {
 
   it('refuses to shard text that is not a timestamp', () => {
     expect(() => shardOf('yesterday', 5)).toThrow(RangeError);
+    expect(() => shardOf('yesterday', 5)).toThrow('not an RFC 3339 date-time with a time zone: "yesterday"');
   });
 });

@@ -152,9 +152,20 @@ describe('EntriesValidationPipe', () => {
     );
 
     it('an accepted entry is a CreateEntryDto with its own two properties and nothing else', () => {
-      const [entry] = pipe.transform(JSON.parse(`[{"timestamp":"${VALID}","value":"v"}]`));
+      const [entry, bare] = pipe.transform(
+        JSON.parse(`[{"timestamp":"${VALID}","value":"v"},{"timestamp":"${VALID}"}]`),
+      );
       expect(Object.getPrototypeOf(entry)).toBe(CreateEntryDto.prototype);
       expect(Object.keys(entry).sort()).toEqual(['timestamp', 'value']);
+      expect(bare).toEqual(Object.assign(new CreateEntryDto(), { timestamp: VALID }));
+    });
+
+    it('shows a key of 64 characters whole and cuts a longer one short', () => {
+      const [at64, at65] = ['k'.repeat(64), 'k'.repeat(65)];
+      expect(rejection([{ timestamp: VALID, [at64]: 1, [at65]: 1 }])).toEqual({
+        status: HttpStatus.BAD_REQUEST,
+        message: [`0.property ${at64} should not exist`, `0.property ${at64}... (65 characters) should not exist`],
+      });
     });
 
     it(`lists at most ${MAX_FAULT_MESSAGES} messages, then how many more there are`, () => {
@@ -193,6 +204,57 @@ describe('EntriesValidationPipe', () => {
         status: HttpStatus.PAYLOAD_TOO_LARGE,
         message: `body holds ${MAX_ENTRIES + 1} entries; at most ${MAX_ENTRIES} are allowed per request`,
       });
+    });
+  });
+
+  describe('without the compiled check (a DTO rule it does not mirror), class-validator judges every entry', () => {
+    let fallback: EntriesValidationPipe;
+    let warn: jest.SpyInstance;
+
+    beforeAll(() => {
+      jest.isolateModules(() => {
+        jest.doMock('@app/dto-fast-check', () => ({ compileDtoFastCheck: () => undefined }));
+        const { Logger } = jest.requireActual<typeof import('@nestjs/common')>('@nestjs/common');
+        warn = jest.spyOn(Logger.prototype, 'warn').mockImplementation(() => undefined);
+        const isolated = jest.requireActual<typeof import('./entries-validation.pipe')>('./entries-validation.pipe');
+        fallback = new isolated.EntriesValidationPipe({ maxEntries: 1_000 } as never);
+      });
+    });
+
+    afterAll(() => {
+      jest.dontMock('@app/dto-fast-check');
+      warn.mockRestore();
+    });
+
+    it('says so once, at construction', () => {
+      expect(warn).toHaveBeenCalledWith(
+        'CreateEntryDto has rules the fast check does not mirror; every entry goes through class-validator',
+      );
+    });
+
+    it('accepts the same entries, with only their own DTO properties', () => {
+      const entries = fallback.transform([{ timestamp: VALID, value: 'v' }, { timestamp: VALID }]);
+      expect(entries.map((entry) => ({ ...entry }))).toStrictEqual([
+        { timestamp: VALID, value: 'v' },
+        { timestamp: VALID, value: undefined },
+      ]);
+    });
+
+    it(`gives the same messages, and past ${MAX_FAULT_MESSAGES} counts the rest through class-validator`, () => {
+      const body = Array.from({ length: 60 }, () => ({ timestamp: 'no', value: 1, extra: true }));
+      let message: string[] = [];
+      try {
+        fallback.transform(body);
+      } catch (error) {
+        message = ((error as HttpException).getResponse() as { message: string[] }).message;
+      }
+      expect(message.slice(0, 3)).toEqual([
+        '0.property extra should not exist',
+        `0.${BAD_TIMESTAMP}`,
+        '0.value must be a string',
+      ]);
+      expect(message).toHaveLength(MAX_FAULT_MESSAGES + 1);
+      expect(message[MAX_FAULT_MESSAGES]).toBe(`and ${3 * 60 - MAX_FAULT_MESSAGES} more`);
     });
   });
 });

@@ -99,8 +99,9 @@ export class EntriesValidationPipe implements PipeTransform<unknown, CreateEntry
         entries[index] = this.toEntry(item as Item);
       } else if (faults.full && this.fastCheck !== undefined) {
         faults.addCount(this.fastCheck.countFaults(item as Item));
-      } else {
-        this.describeFaults(item as Item, `${index}.`, faults);
+      } else if (!this.describeFaults(item as Item, `${index}.`, faults)) {
+        // Only without the compiled check: class-validator found nothing wrong.
+        entries[index] = this.toEntry(item as Item);
       }
     }
     if (!faults.empty) throw new BadRequestException(faults.messages());
@@ -114,13 +115,22 @@ export class EntriesValidationPipe implements PipeTransform<unknown, CreateEntry
     return entry as unknown as CreateEntryDto;
   }
 
-  /** class-validator's verdict on one entry, as ValidationPipe with forbidNonWhitelisted words it. */
-  private describeFaults(item: Item, prefix: string, faults: FaultMessages): void {
+  /**
+   * class-validator's verdict on one entry, as ValidationPipe with forbidNonWhitelisted words it;
+   * true when it found a fault.
+   */
+  private describeFaults(item: Item, prefix: string, faults: FaultMessages): boolean {
+    let found = false;
+    const add = (message: string): void => {
+      found = true;
+      faults.add(`${prefix}${message}`);
+    };
     for (const key of Object.keys(item)) {
-      if (!this.properties.includes(key)) faults.add(`${prefix}property ${showKey(key)} should not exist`);
+      if (!this.properties.includes(key)) add(`property ${showKey(key)} should not exist`);
     }
     for (const error of validateSync(this.toEntry(item))) {
-      for (const message of Object.values(error.constraints ?? {})) faults.add(`${prefix}${message}`);
+      for (const message of Object.values(error.constraints ?? {})) add(message);
     }
+    return found;
   }
 }
