@@ -54,7 +54,7 @@ describe('api metrics and OpenAPI description (e2e)', () => {
 
     const document = (await api.request({ method: 'GET', url: '/docs-json' })).json();
     const post = document.paths['/message'].post;
-    expect(Object.keys(post.responses).sort()).toEqual(['201', '400', '401', '408', '413', '415', '503']);
+    expect(Object.keys(post.responses).sort()).toEqual(['201', '400', '401', '408', '409', '413', '415', '422', '503']);
     expect(post.responses['503'].headers['Retry-After']).toBeDefined();
     const body = post.requestBody.content['application/json'];
     expect(body.schema).toMatchObject({ type: 'array', minItems: 1, maxItems: MAX_ENTRIES });
