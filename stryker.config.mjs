@@ -39,7 +39,11 @@ export const groups = {
     specs: ['libs/rfc3339/src/rfc3339.spec.ts'],
   },
   'file-sink': {
-    files: ['apps/consumer/src/file-sink/file-sink.service.ts', 'apps/consumer/src/file-sink/directory-syncer.ts'],
+    files: [
+      'apps/consumer/src/file-sink/file-sink.service.ts',
+      'apps/consumer/src/file-sink/directory-syncer.ts',
+      'apps/consumer/src/common/fresh-run.ts',
+    ],
     specs: ['apps/consumer/src/file-sink/file-sink.service.spec.ts'],
   },
   'worker-pool': {

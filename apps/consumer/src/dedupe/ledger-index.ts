@@ -1,5 +1,6 @@
 import { Logger } from '@nestjs/common';
 import { open, readdir } from 'node:fs/promises';
+import { FreshRun } from '../common/fresh-run';
 import { type SegmentName, parseSegmentName } from './ledger-segment-name';
 
 /** One line `file holds ids` of some writer's segment, as read back. */
@@ -51,8 +52,7 @@ export class LedgerIndex {
   private readonly byId = new Map<string, LedgerRecord | LedgerRecord[]>();
   /** The latest record of each file, for its abort line (which may sit in a later segment). */
   private readonly byFile = new Map<string, LedgerRecord>();
-  private running: Promise<void> | null = null;
-  private next: Promise<void> | null = null;
+  private readonly reads = new FreshRun(() => this.readAll());
 
   constructor(private readonly dir: string) {}
 
@@ -82,14 +82,7 @@ export class LedgerIndex {
    * appended before the call. Callers that come while a read runs share the next one.
    */
   refresh(): Promise<void> {
-    if (this.running === null) return this.start();
-    this.next ??= this.running
-      .catch(() => undefined)
-      .then(() => {
-        this.next = null;
-        return this.start();
-      });
-    return this.next;
+    return this.reads.run();
   }
 
   /** Forgets a segment and its records (it was deleted). */
@@ -107,14 +100,6 @@ export class LedgerIndex {
   async prune(): Promise<void> {
     const names = new Set(await this.list());
     for (const name of [...this.segments.keys()]) if (!names.has(name)) this.drop(name);
-  }
-
-  private start(): Promise<void> {
-    const run = this.readAll().finally(() => {
-      if (this.running === run) this.running = null;
-    });
-    this.running = run;
-    return run;
   }
 
   private async list(): Promise<string[]> {

@@ -1,4 +1,5 @@
 import { open } from 'node:fs/promises';
+import { FreshRun } from '../common/fresh-run';
 
 async function fsyncDirectory(path: string): Promise<void> {
   const handle = await open(path, 'r');
@@ -14,32 +15,15 @@ async function fsyncDirectory(path: string): Promise<void> {
  * that arrive while an fsync runs share the next one, which starts after their rename.
  */
 export class DirectorySyncer {
-  private running: Promise<void> | null = null;
-  private next: Promise<void> | null = null;
+  private readonly runs = new FreshRun(() => this.fsync(this.path));
 
   constructor(
     private readonly path: string,
     private readonly fsync: (path: string) => Promise<void> = fsyncDirectory,
   ) {}
 
-  /** Resolves after an fsync of the directory that began after this call. */
+  /** Resolves after an fsync of the directory that began after this call (so after the caller's rename). */
   sync(): Promise<void> {
-    if (this.running === null) return this.start();
-    // The running fsync may have begun before the caller's rename: wait for the one after it.
-    this.next ??= this.running
-      .catch(() => undefined)
-      .then(() => {
-        this.next = null;
-        return this.start();
-      });
-    return this.next;
-  }
-
-  private start(): Promise<void> {
-    const run = this.fsync(this.path).finally(() => {
-      if (this.running === run) this.running = null;
-    });
-    this.running = run;
-    return run;
+    return this.runs.run();
   }
 }
