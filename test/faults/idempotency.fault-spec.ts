@@ -17,11 +17,6 @@ import { CASE_TIMEOUT_MS, FaultCase, duplicates, holdFault, summary, waitForHeal
 const SHARDS = 3;
 const PUBLISH_TIMEOUT_MS = 1_000;
 const KEY = 'idempotency-key';
-/**
- * Flip to true once the consumer drops the repeats of keyed messages (issue 10, consumer side):
- * until then the cases print the copies and assert only lost = 0 and equal answers.
- */
-const EXPECT_NO_COPIES = false;
 
 interface Answer {
   status: number;
@@ -156,7 +151,7 @@ describe('Idempotency-Key through faults: every repeat answered as the first, no
       expect(new Set(ids).size).toBe(ids.length);
       expect(lost).toBe(0);
       expect(counts.size).toBe(ids.length);
-      if (EXPECT_NO_COPIES) expect(dup.ids).toBe(0);
+      expect(dup.ids).toBe(0);
     },
     CASE_TIMEOUT_MS,
   );
@@ -204,7 +199,7 @@ describe('Idempotency-Key through faults: every repeat answered as the first, no
       });
       expect(lost).toBe(0);
       expect(counts.size).toBe(ids.length);
-      if (EXPECT_NO_COPIES) expect(dup.ids).toBe(0);
+      expect(dup.ids).toBe(0);
     },
     CASE_TIMEOUT_MS,
   );
