@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { connect } from 'amqplib';
 import { type WireEntry, encodeShardPacket } from '@app/contracts';
+import { readRabbitmqConfig } from '@app/config';
 import { assertTopology } from '@app/rabbitmq';
 import { shardOf, shardQueueName } from '@app/sharding';
 
@@ -21,7 +22,8 @@ export async function preloadBacklog(options: BacklogOptions): Promise<void> {
     await assertTopology(channel, {
       queuePrefix: options.prefix,
       shardsCount: options.shardsCount,
-      queueType: 'classic',
+      // The consumer under test declares the same queues: on a cluster (QUEUE_TYPE=quorum) they must match.
+      queueType: readRabbitmqConfig().queueType,
     });
     const base = Date.UTC(2019, 9, 12, 8, 10, 0);
     for (let sent = 0; sent < options.entries;) {
