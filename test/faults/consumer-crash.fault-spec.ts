@@ -1,5 +1,5 @@
 import { countIds, waitFor, waitForAllWritten, writtenCount } from '@app/testing';
-import { CASE_TIMEOUT_MS, FaultCase, duplicates, pick, summary } from './fault-kit';
+import { CASE_TIMEOUT_MS, FaultCase, duplicates, pick, summary, waitForProgress } from './fault-kit';
 
 const RATE = { requestsPerSecond: 20, entriesPerRequest: 10 };
 // A small prefetch and quick partial flushes keep deliveries in every state when the signal comes:
@@ -10,16 +10,6 @@ describe('the consumer dies or is stopped mid-stream while the api keeps accepti
   const run = new FaultCase();
 
   afterEach(() => run.dispose());
-
-  /** Waits until `more` entries beyond what is written now are in files. */
-  async function waitForProgress(dir: string, more: number): Promise<void> {
-    const target = (await writtenCount(dir)) + more;
-    await waitFor(async () => (await writtenCount(dir)) >= target, {
-      description: `${more} more entries written under ${dir}`,
-      timeoutMs: 30_000,
-      intervalMs: 100,
-    });
-  }
 
   it(
     'SIGKILL three times and a restart each time: nothing lost, nothing written twice (docs/exactly-once.md)',

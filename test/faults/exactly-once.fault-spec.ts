@@ -1,4 +1,4 @@
-import { type Pipeline, countIds, waitFor, waitForAllWritten, writtenCount } from '@app/testing';
+import { type Pipeline, countIds, waitForAllWritten } from '@app/testing';
 import {
   CASE_TIMEOUT_MS,
   FaultCase,
@@ -8,6 +8,7 @@ import {
   pick,
   summary,
   waitForHealth,
+  waitForProgress,
 } from './fault-kit';
 
 /**
@@ -27,16 +28,6 @@ describe('exactly once: no entry lost, none written twice', () => {
   const run = new FaultCase();
 
   afterEach(() => run.dispose());
-
-  /** Waits until `more` entries beyond what is written now are in files. */
-  async function waitForProgress(dir: string, more: number): Promise<void> {
-    const target = (await writtenCount(dir)) + more;
-    await waitFor(async () => (await writtenCount(dir)) >= target, {
-      description: `${more} more entries written under ${dir}`,
-      timeoutMs: 30_000,
-      intervalMs: 100,
-    });
-  }
 
   /** Stops the load, waits for every accepted entry, reports lost and dup, and asserts both are 0. */
   async function expectExactlyOnce(name: string, pipeline: Pipeline, load: Load, figures = {}): Promise<void> {

@@ -8,6 +8,7 @@ import {
   spreadEntries,
   testBrokerUrl,
   waitFor,
+  writtenCount,
 } from '@app/testing';
 
 // sink-stall imports it from here; it lives in libs/testing now.
@@ -180,6 +181,16 @@ export function duplicates(counts: Map<string, number>): { ids: number; extraCop
 }
 
 /** Complete batch files (`*.jsonl`) under `dir`, at any depth. */
+/** Waits until `more` entries beyond what is written now are in files under `dir`. */
+export async function waitForProgress(dir: string, more: number): Promise<void> {
+  const target = (await writtenCount(dir)) + more;
+  await waitFor(async () => (await writtenCount(dir)) >= target, {
+    description: `${more} more entries written under ${dir}`,
+    timeoutMs: 30_000,
+    intervalMs: 100,
+  });
+}
+
 export async function completeFileCount(dir: string): Promise<number> {
   const entries = await readdir(dir, { recursive: true, withFileTypes: true });
   return entries.filter((entry) => entry.isFile() && entry.name.endsWith('.jsonl')).length;
