@@ -1,124 +1,32 @@
 import { Logger } from '@nestjs/common';
-import { EventEmitter } from 'node:events';
-import type { CreateChannelOpts } from 'amqp-connection-manager';
-import type { Channel, ConsumeMessage, Message } from 'amqplib';
 import { Registry } from 'prom-client';
 import type { ConsumerConfig, RabbitmqConfig } from '@app/config';
 import { IDEMPOTENCY_EXPIRES_HEADER, SHARDS_COUNT_HEADER, type WireEntry, encodeShardPacket } from '@app/contracts';
 import { RECONNECT_SECONDS } from '@app/rabbitmq';
 import { shardOf } from '@app/sharding';
+import { type FakeChannel, FakeChannelManager } from '@app/testing';
 import { type Admission, Dedupe, type DedupeTicket, type DeliveryFacts } from '../dedupe/dedupe';
 import type { InFlightOutcome } from '../dedupe/in-flight-ids';
 import type { BatchRecord } from '../file-sink/file-sink.service';
 import { ConsumerMetrics } from '../metrics/consumer.metrics';
 import type { WriteControl } from '../worker-pool/worker-pool.types';
-import type { ChannelSource } from './shard-channel';
 import { NO_CONSUMER_GRACE_MS, SHARD_MISMATCH_RETRY_MS, ShardRuntime, StaleDeliveryError } from './shard-runtime';
 
 const REOPEN_MS = RECONNECT_SECONDS * 1000 + 500;
 const SHARDS = 1;
 
-/** An amqplib channel as far as the runtime uses it; it records what was sent on it. */
-class FakeChannel extends EventEmitter {
-  readonly acked: number[] = [];
-  readonly nacked: Array<{ tag: number; requeue: boolean }> = [];
-  readonly cancelled: string[] = [];
-  prefetched?: number;
-  consumers = 0;
-  closed = false;
-  private onMessage?: (message: ConsumeMessage | null) => void;
-  private nextTag = 0;
-
-  constructor(readonly connection: object) {
-    super();
-  }
-
-  async prefetch(count: number): Promise<void> {
-    this.prefetched = count;
-  }
-
-  async consume(_queue: string, onMessage: (message: ConsumeMessage | null) => void) {
-    this.onMessage = onMessage;
-    this.consumers++;
-    return { consumerTag: 'ctag' };
-  }
-
-  async cancel(consumerTag: string): Promise<void> {
-    this.cancelled.push(consumerTag);
-  }
-
-  ack(message: Message): void {
-    this.acked.push(message.fields.deliveryTag);
-  }
-
-  nack(message: Message, _allUpTo: boolean, requeue: boolean): void {
-    this.nacked.push({ tag: message.fields.deliveryTag, requeue });
-  }
-
-  async close(): Promise<void> {
-    if (this.closed) throw new Error('Channel closed');
-    this.closeByBroker();
-  }
-
-  /** Delivers one message of `entries` (or raw bytes); returns its delivery tag. */
-  deliver(
-    entries: WireEntry[] | Buffer,
-    shardsCount: number | null = SHARDS,
-    { redelivered = false, headers = {} }: { redelivered?: boolean; headers?: Record<string, unknown> } = {},
-  ): number {
-    const deliveryTag = ++this.nextTag;
-    const content = Buffer.isBuffer(entries) ? entries : encodeShardPacket({ shard: 0, entries });
-    this.onMessage?.({
-      content,
-      fields: { deliveryTag, redelivered, exchange: '', routingKey: 'q', consumerTag: 'ctag' },
-      properties: { headers: { ...(shardsCount === null ? {} : { [SHARDS_COUNT_HEADER]: shardsCount }), ...headers } },
-    } as unknown as ConsumeMessage);
-    return deliveryTag;
-  }
-
-  /** The broker cancels the consumer (the queue was deleted, say). */
-  cancelByBroker(): void {
-    this.onMessage?.(null);
-  }
-
-  /** The broker closes the channel (a 406, say); the connection stays up. */
-  closeByBroker(): void {
-    this.closed = true;
-    this.emit('close');
-  }
-}
-
-/** BrokerConnection's part the channel uses: every `connect()` runs the latest setup on a new channel. */
-class FakeConnection implements ChannelSource {
-  readonly channels: FakeChannel[] = [];
-  readonly wrappers: Array<{ setup: (channel: Channel) => unknown; closed: boolean }> = [];
-  private readonly amqpConnection = {};
-
-  createChannel(options: CreateChannelOpts) {
-    const record = { setup: options.setup as (channel: Channel) => unknown, closed: false };
-    this.wrappers.push(record);
-    const wrapper = {
-      on: () => wrapper,
-      close: async () => {
-        record.closed = true;
-      },
-    };
-    return wrapper as never;
-  }
-
-  isConnected(): boolean {
-    return true;
-  }
-
-  async ensureTopology(): Promise<void> {}
-
-  /** Opens a channel for the newest wrapper, as amqp-connection-manager does on connect. */
-  async connect(): Promise<FakeChannel> {
-    const channel = new FakeChannel(this.amqpConnection);
-    this.channels.push(channel);
-    await this.wrappers[this.wrappers.length - 1].setup(channel as unknown as Channel);
-    return channel;
-  }
+/** Delivers one message of `entries` (or raw bytes) on `channel`; returns its delivery tag. */
+function deliver(
+  channel: FakeChannel,
+  entries: WireEntry[] | Buffer,
+  shardsCount: number | null = SHARDS,
+  { redelivered = false, headers = {} }: { redelivered?: boolean; headers?: Record<string, unknown> } = {},
+): number {
+  return channel.deliver({
+    content: Buffer.isBuffer(entries) ? entries : encodeShardPacket({ shard: 0, entries }),
+    fields: { redelivered },
+    properties: { headers: { ...(shardsCount === null ? {} : { [SHARDS_COUNT_HEADER]: shardsCount }), ...headers } },
+  });
 }
 
 interface SinkCall {
@@ -200,7 +108,7 @@ function entries(count: number): WireEntry[] {
 }
 
 function setup(options: { batchSize?: number; prefetch?: number; flushMs?: number; shardsCount?: number } = {}) {
-  const connection = new FakeConnection();
+  const connection = new FakeChannelManager();
   const sink = fakeSink();
   const dedupe = new FakeDedupe();
   const runtime = new ShardRuntime(0, {
@@ -236,7 +144,7 @@ describe('ShardRuntime with a fake channel: the ack rules', () => {
   it('acks a delivery only once the last of its entries is in a file, when it spans two batches', async () => {
     const { connection, sink, runtime } = setup({ batchSize: 2 });
     const channel = await connection.connect();
-    const tag = channel.deliver(entries(3));
+    const tag = deliver(channel, entries(3));
     expect(sink.calls.map((call) => call.lines.length)).toEqual([2]);
 
     await sink.calls[0].finish();
@@ -253,7 +161,7 @@ describe('ShardRuntime with a fake channel: the ack rules', () => {
   it('does not complete a batch whose channel closed before its commit: it is redelivered and written elsewhere', async () => {
     const { connection, sink, dedupe, runtime } = setup({ batchSize: 1 });
     const first = await connection.connect();
-    first.deliver(entries(1));
+    deliver(first, entries(1));
     expect(sink.calls).toHaveLength(1);
 
     first.closeByBroker();
@@ -266,7 +174,7 @@ describe('ShardRuntime with a fake channel: the ack rules', () => {
     expect(first.acked).toEqual([]);
     expect(second.acked).toEqual([]);
     // The new channel's own deliveries are acked on it.
-    const tag = second.deliver(entries(1));
+    const tag = deliver(second, entries(1));
     await sink.calls[1].finish();
     expect(second.acked).toEqual([tag]);
     expect(dedupe.released).toEqual(['lost', 'settled']);
@@ -277,8 +185,8 @@ describe('ShardRuntime with a fake channel: the ack rules', () => {
     const { connection, sink, runtime } = setup({ batchSize: 3 });
     const channel = await connection.connect();
     const [a, b] = [entries(2), entries(1)];
-    channel.deliver(a);
-    channel.deliver(b, SHARDS, { headers: { [IDEMPOTENCY_EXPIRES_HEADER]: 1_900_000_000_000 } });
+    deliver(channel, a);
+    deliver(channel, b, SHARDS, { headers: { [IDEMPOTENCY_EXPIRES_HEADER]: 1_900_000_000_000 } });
     await jest.advanceTimersByTimeAsync(0);
     expect(sink.calls[0].record?.ids).toEqual([...a, ...b].map((entry) => entry.id));
     expect(sink.calls[0].record?.exp).toBe(1_900_000_000_000);
@@ -294,8 +202,8 @@ describe('ShardRuntime with a fake channel: the ack rules', () => {
     const fresh = entries(2);
     const again = entries(3);
     dedupe.inFiles.add(again[0].id).add(again[2].id);
-    channel.deliver(fresh);
-    const tag = channel.deliver(again, SHARDS, { redelivered: true });
+    deliver(channel, fresh);
+    const tag = deliver(channel, again, SHARDS, { redelivered: true });
     await jest.advanceTimersByTimeAsync(100);
     expect(dedupe.lookedUp).toEqual([again.map((entry) => entry.id)]);
     const written = sink.calls.flatMap((call) => call.lines.map((line) => (JSON.parse(line) as WireEntry).id));
@@ -311,7 +219,7 @@ describe('ShardRuntime with a fake channel: the ack rules', () => {
     const channel = await connection.connect();
     const repeat = entries(2);
     for (const entry of repeat) dedupe.inFiles.add(entry.id);
-    const tag = channel.deliver(repeat, SHARDS, { headers: { [IDEMPOTENCY_EXPIRES_HEADER]: 1 } });
+    const tag = deliver(channel, repeat, SHARDS, { headers: { [IDEMPOTENCY_EXPIRES_HEADER]: 1 } });
     await jest.advanceTimersByTimeAsync(0);
     expect(sink.calls).toHaveLength(0);
     expect(channel.acked).toEqual([tag]);
@@ -321,12 +229,12 @@ describe('ShardRuntime with a fake channel: the ack rules', () => {
   it("discards a closed channel's buffered entries: the broker delivers them again", async () => {
     const { connection, sink, runtime } = setup({ batchSize: 10, flushMs: 1_000 });
     const first = await connection.connect();
-    first.deliver(entries(3));
+    deliver(first, entries(3));
     first.closeByBroker();
     await jest.advanceTimersByTimeAsync(REOPEN_MS);
     const second = await connection.connect();
     const fresh = entries(2);
-    const tag = second.deliver(fresh);
+    const tag = deliver(second, fresh);
     await jest.advanceTimersByTimeAsync(1_000);
 
     expect(sink.calls).toHaveLength(1);
@@ -371,10 +279,10 @@ describe('ShardRuntime with a fake channel: the ack rules', () => {
   it('writes a partial batch at once when PREFETCH deliveries wait: no more can arrive', async () => {
     const { connection, sink, runtime } = setup({ batchSize: 100, prefetch: 3, flushMs: 60_000 });
     const channel = await connection.connect();
-    channel.deliver(entries(1));
-    channel.deliver(entries(1));
+    deliver(channel, entries(1));
+    deliver(channel, entries(1));
     expect(sink.calls).toHaveLength(0);
-    channel.deliver(entries(1));
+    deliver(channel, entries(1));
     expect(sink.calls.map((call) => call.lines.length)).toEqual([3]);
     await sink.calls[0].finish();
     expect(channel.acked).toEqual([1, 2, 3]);
@@ -384,8 +292,8 @@ describe('ShardRuntime with a fake channel: the ack rules', () => {
   it('dead-letters a delivery that cannot be decoded, and acks nothing for it', async () => {
     const { connection, sink, runtime } = setup();
     const channel = await connection.connect();
-    const tag = channel.deliver(Buffer.from('not json'));
-    expect(channel.nacked).toEqual([{ tag, requeue: false }]);
+    const tag = deliver(channel, Buffer.from('not json'));
+    expect(channel.nacked).toEqual([{ tag, allUpTo: false, requeue: false }]);
     expect(sink.calls).toHaveLength(0);
     expect(channel.acked).toEqual([]);
     await runtime.close();
@@ -394,10 +302,10 @@ describe('ShardRuntime with a fake channel: the ack rules', () => {
   it('on stop, cancels the consumer, then writes and acks what is buffered', async () => {
     const { connection, sink, runtime } = setup({ batchSize: 10 });
     const channel = await connection.connect();
-    const tag = channel.deliver(entries(2));
+    const tag = deliver(channel, entries(2));
     const stopped = runtime.stop();
     await jest.advanceTimersByTimeAsync(0);
-    expect(channel.cancelled).toEqual(['ctag']);
+    expect(channel.cancelled).toEqual(['ctag-1']);
     expect(sink.calls.map((call) => call.lines.length)).toEqual([2]);
     await sink.calls[0].finish();
     await stopped;
@@ -409,11 +317,11 @@ describe('ShardRuntime with a fake channel: the ack rules', () => {
     it('puts back a message sent with another count, stops consuming, says why, and tries again later', async () => {
       const { connection, sink, runtime } = setup();
       const channel = await connection.connect();
-      const tag = channel.deliver(entries(1), 10);
+      const tag = deliver(channel, entries(1), 10);
       await jest.advanceTimersByTimeAsync(0);
 
-      expect(channel.nacked).toEqual([{ tag, requeue: true }]);
-      expect(channel.cancelled).toEqual(['ctag']);
+      expect(channel.nacked).toEqual([{ tag, allUpTo: false, requeue: true }]);
+      expect(channel.cancelled).toEqual(['ctag-1']);
       expect(runtime.isConsuming()).toBe(false);
       expect(runtime.problem()).toMatch(/SHARDS_COUNT=10.*SHARDS_COUNT=1/);
       expect(jest.mocked(Logger.prototype.error).mock.calls.flat().join('\n')).toMatch(
@@ -428,7 +336,7 @@ describe('ShardRuntime with a fake channel: the ack rules', () => {
       expect(runtime.isConsuming()).toBe(true);
       // Until a fitting delivery comes, the disagreement stands.
       expect(runtime.problem()).toMatch(/SHARDS_COUNT/);
-      channel.deliver(entries(1));
+      deliver(channel, entries(1));
       expect(runtime.problem()).toBeUndefined();
       await runtime.close();
     });
@@ -438,9 +346,9 @@ describe('ShardRuntime with a fake channel: the ack rules', () => {
       const channel = await connection.connect();
       const odd = { id: 'odd', timestamp: '2019-10-12T08:10:51Z' };
       expect(shardOf(odd.timestamp, 2)).toBe(1);
-      const tag = channel.deliver([odd], null);
+      const tag = deliver(channel, [odd], null);
       await jest.advanceTimersByTimeAsync(2_000);
-      expect(channel.nacked).toEqual([{ tag, requeue: true }]);
+      expect(channel.nacked).toEqual([{ tag, allUpTo: false, requeue: true }]);
       expect(sink.calls).toHaveLength(0);
       expect(runtime.isConsuming()).toBe(false);
       expect(runtime.problem()).toMatch(/belongs to shard 1 of 2, not 0.*SHARDS_COUNT=2/);
