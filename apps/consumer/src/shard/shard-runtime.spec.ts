@@ -1,10 +1,12 @@
 import { Logger } from '@nestjs/common';
-import { Registry } from 'prom-client';
+import { isDeepStrictEqual } from 'node:util';
+import { type Counter, type Gauge, Registry } from 'prom-client';
 import type { ConsumerConfig, RabbitmqConfig } from '@app/config';
 import { IDEMPOTENCY_EXPIRES_HEADER, SHARDS_COUNT_HEADER, type WireEntry, encodeShardPacket } from '@app/contracts';
+import type { LogEvent } from '@app/observability';
 import { RECONNECT_SECONDS } from '@app/rabbitmq';
 import { shardOf } from '@app/sharding';
-import { type FakeChannel, FakeChannelManager } from '@app/testing';
+import { type FakeChannel, FakeChannelManager, deferred } from '@app/testing';
 import { type Admission, Dedupe, type DedupeTicket, type DeliveryFacts } from '../dedupe/dedupe';
 import type { InFlightOutcome } from '../dedupe/in-flight-ids';
 import type { BatchRecord } from '../file-sink/file-sink.service';
@@ -111,6 +113,7 @@ function setup(options: { batchSize?: number; prefetch?: number; flushMs?: numbe
   const connection = new FakeChannelManager();
   const sink = fakeSink();
   const dedupe = new FakeDedupe();
+  const metrics = new ConsumerMetrics(new Registry());
   const runtime = new ShardRuntime(0, {
     rabbitmq: { queuePrefix: 'unit', shardsCount: options.shardsCount ?? SHARDS } as RabbitmqConfig,
     consumer: {
@@ -123,10 +126,33 @@ function setup(options: { batchSize?: number; prefetch?: number; flushMs?: numbe
     connection,
     sink,
     dedupe,
-    metrics: new ConsumerMetrics(new Registry()),
+    metrics,
   });
   runtime.start();
-  return { connection, sink, dedupe, runtime };
+  return { connection, sink, dedupe, metrics, runtime };
+}
+
+/** The messages logged at `level` (by any logger), an event's text for a logEvent. */
+function logged(level: 'log' | 'warn' | 'error' | 'debug'): string[] {
+  return jest
+    .mocked(Logger.prototype[level])
+    .mock.calls.map(([message]) => (isLogEvent(message) ? message.text : String(message)));
+}
+
+function isLogEvent(message: unknown): message is LogEvent {
+  return typeof message === 'object' && message !== null && 'text' in message;
+}
+
+/** The ids of the lines of one sink write. */
+function idsOf(call: SinkCall): string[] {
+  return call.lines.map((line) => (JSON.parse(line) as WireEntry).id);
+}
+
+/** A metric's value for shard 0 (and `labels`), 0 when it has none. */
+async function valueOf(metric: Counter | Gauge, labels: Record<string, string> = {}): Promise<number> {
+  const { values } = await metric.get();
+  const match = values.find((value) => isDeepStrictEqual(value.labels, { shard: '0', ...labels }));
+  return match?.value ?? 0;
 }
 
 describe('ShardRuntime with a fake channel: the ack rules', () => {
@@ -155,6 +181,20 @@ describe('ShardRuntime with a fake channel: the ack rules', () => {
     expect(channel.acked).toEqual([]);
     await sink.calls[1].finish();
     expect(channel.acked).toEqual([tag]);
+    // The contract's log of each batch: worker, shard, entry count, file.
+    const log = jest.mocked(Logger.prototype.log).mock;
+    expect(log.calls.flat().filter(isLogEvent)).toEqual([
+      expect.objectContaining({
+        text: 'worker 0-1 wrote 2 entries to file-1',
+        fields: { event: 'batch_written', worker: '0-1', shard: 0, entries: 2, file: 'file-1' },
+      }),
+      expect.objectContaining({
+        text: 'worker 0-1 wrote 1 entry to file-2',
+        fields: { event: 'batch_written', worker: '0-1', shard: 0, entries: 1, file: 'file-2' },
+      }),
+    ]);
+    // Logged as the shard's.
+    expect(log.contexts[log.calls.findIndex(([message]) => isLogEvent(message))]).toMatchObject({ context: 'Shard 0' });
     await runtime.close();
   });
 
@@ -167,7 +207,10 @@ describe('ShardRuntime with a fake channel: the ack rules', () => {
     first.closeByBroker();
     await jest.advanceTimersByTimeAsync(REOPEN_MS);
     const second = await connection.connect();
-    await expect(sink.calls[0].finish()).rejects.toBeInstanceOf(StaleDeliveryError);
+    await expect(sink.calls[0].finish()).rejects.toMatchObject({
+      constructor: StaleDeliveryError,
+      name: 'StaleDeliveryError',
+    });
     // Its entry went back to the pool, which drops it on the retry instead of writing it.
     await jest.advanceTimersByTimeAsync(1_000);
     expect(sink.calls).toHaveLength(1);
@@ -211,6 +254,16 @@ describe('ShardRuntime with a fake channel: the ack rules', () => {
     await sink.calls[0].finish();
     expect(channel.acked).toEqual([1, tag]);
     expect(dedupe.settled).toEqual([{ ids: [again[1].id], outcome: 'written' }]);
+    expect(jest.mocked(Logger.prototype.log).mock.calls.flat().filter(isLogEvent)).toContainEqual(
+      expect.objectContaining({
+        text: 'skipped 2 entries of a delivery of unit.shard.0 already in complete files',
+        fields: { event: 'entries_deduplicated', shard: 0, entries: 2 },
+      }),
+    );
+    // A redelivery with nothing in files skips nothing, and says nothing about it.
+    deliver(channel, entries(1), SHARDS, { redelivered: true });
+    await jest.advanceTimersByTimeAsync(100);
+    expect(logged('log').filter((line) => line.startsWith('skipped'))).toHaveLength(1);
     await runtime.close();
   });
 
@@ -290,12 +343,14 @@ describe('ShardRuntime with a fake channel: the ack rules', () => {
   });
 
   it('dead-letters a delivery that cannot be decoded, and acks nothing for it', async () => {
-    const { connection, sink, runtime } = setup();
+    const { connection, sink, metrics, runtime } = setup();
     const channel = await connection.connect();
     const tag = deliver(channel, Buffer.from('not json'));
     expect(channel.nacked).toEqual([{ tag, allUpTo: false, requeue: false }]);
     expect(sink.calls).toHaveLength(0);
     expect(channel.acked).toEqual([]);
+    expect(logged('error')).toEqual(['dead-lettering a delivery of unit.shard.0: payload is not JSON']);
+    expect(await valueOf(metrics.deadLettered)).toBe(1);
     await runtime.close();
   });
 
@@ -324,9 +379,10 @@ describe('ShardRuntime with a fake channel: the ack rules', () => {
       expect(channel.cancelled).toEqual(['ctag-1']);
       expect(runtime.isConsuming()).toBe(false);
       expect(runtime.problem()).toMatch(/SHARDS_COUNT=10.*SHARDS_COUNT=1/);
-      expect(jest.mocked(Logger.prototype.error).mock.calls.flat().join('\n')).toMatch(
-        /SHARDS_COUNT=10.*SHARDS_COUNT=1/,
-      );
+      expect(logged('error')).toEqual([
+        'SHARDS_COUNT disagreement on unit.shard.0: a message was published with SHARDS_COUNT=10, this consumer ' +
+          'has SHARDS_COUNT=1; the delivery goes back to its queue and shard 0 stops consuming, trying again every 7 s',
+      ]);
       await jest.advanceTimersByTimeAsync(SHARD_MISMATCH_RETRY_MS - 1);
       expect(sink.calls).toHaveLength(0);
       expect(channel.consumers).toBe(1);
@@ -351,7 +407,9 @@ describe('ShardRuntime with a fake channel: the ack rules', () => {
       expect(channel.nacked).toEqual([{ tag, allUpTo: false, requeue: true }]);
       expect(sink.calls).toHaveLength(0);
       expect(runtime.isConsuming()).toBe(false);
-      expect(runtime.problem()).toMatch(/belongs to shard 1 of 2, not 0.*SHARDS_COUNT=2/);
+      expect(runtime.problem()).toMatch(
+        /belongs to shard 1 of 2, not 0.*\(its SHARDS_COUNT header: none\), this consumer has SHARDS_COUNT=2$/,
+      );
       await runtime.close();
     });
   });
@@ -367,6 +425,224 @@ describe('ShardRuntime with a fake channel: the ack rules', () => {
     expect(runtime.problem()).toMatch(/shard 0 has had no consumer on unit\.shard\.0 for 6 s/);
     await connection.connect();
     expect(runtime.problem()).toBeUndefined();
+    await runtime.close();
+  });
+  it('logs a lasting SHARDS_COUNT disagreement once at error level, then at debug', async () => {
+    const { connection, runtime } = setup();
+    const channel = await connection.connect();
+    deliver(channel, entries(1), 10);
+    // Deliveries the broker sent before the cancel still arrive.
+    const tag = deliver(channel, entries(1), 3);
+    expect(channel.nacked.at(-1)).toEqual({ tag, allUpTo: false, requeue: true });
+    expect(logged('error')).toHaveLength(1);
+    expect(logged('debug')).toEqual([
+      'SHARDS_COUNT disagreement on unit.shard.0: a message was published with SHARDS_COUNT=3, this consumer has SHARDS_COUNT=1',
+    ]);
+    expect(runtime.problem()).toMatch(/SHARDS_COUNT=3/);
+    await runtime.close();
+  });
+
+  it('a fitting delivery still in hand from before the pause does not end a SHARDS_COUNT disagreement', async () => {
+    const { connection, runtime } = setup();
+    const channel = await connection.connect();
+    deliver(channel, entries(1), 10);
+    deliver(channel, entries(1));
+    expect(runtime.problem()).toMatch(/SHARDS_COUNT=10/);
+    await runtime.close();
+  });
+
+  it('writes a delivery that has no headers at all', async () => {
+    const { connection, sink, runtime } = setup({ batchSize: 1 });
+    const channel = await connection.connect();
+    const [entry] = entries(1);
+    const tag = channel.deliver({ content: encodeShardPacket({ shard: 0, entries: [entry] }), properties: {} });
+    expect(sink.calls.map(idsOf)).toEqual([[entry.id]]);
+    await sink.calls[0].finish();
+    expect(channel.acked).toEqual([tag]);
+    await runtime.close();
+  });
+
+  it('records the latest key expiry of a batch, whatever the order of its deliveries', async () => {
+    const { connection, sink, runtime } = setup({ batchSize: 2 });
+    const channel = await connection.connect();
+    deliver(channel, entries(1), SHARDS, { headers: { [IDEMPOTENCY_EXPIRES_HEADER]: 1_900_000_000_000 } });
+    deliver(channel, entries(1), SHARDS, { headers: { [IDEMPOTENCY_EXPIRES_HEADER]: 1_800_000_000_000 } });
+    await jest.advanceTimersByTimeAsync(0);
+    expect(sink.calls[0].record?.exp).toBe(1_900_000_000_000);
+    await runtime.close();
+  });
+
+  it("a closed channel's entries take no room in the next file: it holds BATCH_SIZE of the new channel's", async () => {
+    const { connection, sink, runtime } = setup({ batchSize: 4, flushMs: 60_000 });
+    const first = await connection.connect();
+    deliver(first, entries(2));
+    first.closeByBroker();
+    expect(logged('warn')).toEqual(['channel of unit.shard.0 closed; 2 buffered entries will be redelivered']);
+    await jest.advanceTimersByTimeAsync(REOPEN_MS);
+    const second = await connection.connect();
+    const fresh = entries(4);
+    const tag = deliver(second, fresh);
+    expect(sink.calls.map(idsOf)).toEqual([fresh.map((entry) => entry.id)]);
+    await sink.calls[0].finish();
+    expect(second.acked).toEqual([tag]);
+    // Nothing buffered when this one closes: nothing to say about it.
+    second.closeByBroker();
+    expect(logged('warn').filter((line) => line.includes('buffered entries'))).toHaveLength(1);
+    await runtime.close();
+  });
+
+  it("after a batch is taken back from a closed channel, the next file holds only the open channel's entries", async () => {
+    const { connection, sink, runtime } = setup({ batchSize: 2, flushMs: 1_000 });
+    const first = await connection.connect();
+    deliver(first, entries(1));
+    await jest.advanceTimersByTimeAsync(1_000);
+    expect(sink.calls).toHaveLength(1);
+    first.closeByBroker();
+    await jest.advanceTimersByTimeAsync(REOPEN_MS);
+    const second = await connection.connect();
+    const fresh = entries(1);
+    const tag = deliver(second, fresh);
+    // The first batch fails at its commit and goes back to the buffer, before the fresh entry.
+    await expect(sink.calls[0].finish()).rejects.toBeInstanceOf(StaleDeliveryError);
+    await jest.advanceTimersByTimeAsync(1_000);
+    expect(sink.calls.slice(1).map(idsOf)).toEqual([[fresh[0].id]]);
+    expect(second.acked).toEqual([]);
+    await sink.calls[1].finish();
+    expect(second.acked).toEqual([tag]);
+    await runtime.close();
+  });
+
+  it('close() acks nothing still buffered: it goes back to the broker; a second close() is the first', async () => {
+    const { connection, sink, runtime } = setup({ batchSize: 10 });
+    const channel = await connection.connect();
+    deliver(channel, entries(2));
+    const closing = runtime.close();
+    expect(runtime.close()).toBe(closing);
+    await closing;
+    await jest.advanceTimersByTimeAsync(1_000);
+    expect(sink.calls).toHaveLength(0);
+    expect(channel.acked).toEqual([]);
+    expect(connection.wrappers[0].closed).toBe(true);
+    expect(runtime.workerHistory()).toEqual([{ id: '0-1', processed: 0, state: 'retired', reason: 'shutdown' }]);
+  });
+
+  it('shows each worker with the entries it wrote', async () => {
+    const { connection, sink, runtime } = setup({ batchSize: 3 });
+    const channel = await connection.connect();
+    deliver(channel, entries(3));
+    await sink.calls[0].finish();
+    expect(runtime.workerHistory()).toEqual([{ id: '0-1', processed: 3, state: 'active', reason: null }]);
+    await runtime.close();
+  });
+
+  it("counts each worker's entries, the write time in seconds, the live workers and the timeouts of the shard", async () => {
+    const { connection, sink, metrics, runtime } = setup({ batchSize: 2 });
+    const channel = await connection.connect();
+    expect(await valueOf(metrics.activeWorkers)).toBe(1);
+    deliver(channel, entries(2));
+    await jest.advanceTimersByTimeAsync(250);
+    await sink.calls[0].finish();
+    expect(await valueOf(metrics.entriesWritten, { worker: '0-1' })).toBe(2);
+    const histogram = await metrics.batchWriteSeconds.get();
+    const sum = histogram.values.find((value) => value.metricName === 'consumer_batch_write_seconds_sum');
+    expect(sum).toMatchObject({ labels: { shard: '0' }, value: 0.25 });
+    expect(await valueOf(metrics.workerTimeouts)).toBe(0);
+
+    // A write that outlives WORKER_TIMEOUT_MS: its worker is replaced.
+    deliver(channel, entries(2));
+    await jest.advanceTimersByTimeAsync(60_000);
+    expect(await valueOf(metrics.workerTimeouts)).toBe(1);
+    expect(await valueOf(metrics.activeWorkers)).toBe(1);
+    await runtime.close();
+    expect(await valueOf(metrics.activeWorkers)).toBe(0);
+    expect(await valueOf(metrics.workerTimeouts)).toBe(1);
+  });
+
+  it("drops a worker's entry count once the history forgets the worker", async () => {
+    const { connection, sink, metrics, runtime } = setup({ batchSize: 1 });
+    const channel = await connection.connect();
+    deliver(channel, entries(1));
+    await sink.calls[0].finish();
+    expect(await valueOf(metrics.entriesWritten, { worker: '0-1' })).toBe(1);
+    // Every later write hangs: each worker times out in turn; the history keeps the last 100 retired.
+    deliver(channel, entries(1));
+    for (let retired = 0; retired < 100; retired++) await jest.advanceTimersByTimeAsync(60_000);
+    expect(runtime.workerHistory().map((worker) => worker.id)).toContain('0-1');
+    expect(await valueOf(metrics.entriesWritten, { worker: '0-1' })).toBe(1);
+    await jest.advanceTimersByTimeAsync(60_000);
+    expect(runtime.workerHistory().map((worker) => worker.id)).not.toContain('0-1');
+    expect((await metrics.entriesWritten.get()).values).toEqual([]);
+    await runtime.close();
+  });
+
+  describe('a delivery that needs a lookup', () => {
+    it('stop() lets a lookup under way finish, then writes and acks its entries', async () => {
+      const { connection, sink, dedupe, runtime } = setup({ batchSize: 10 });
+      const lookup = deferred();
+      const admit = dedupe.admit.bind(dedupe);
+      jest.spyOn(dedupe, 'admit').mockImplementationOnce(async (ids) => {
+        await lookup.promise;
+        return admit(ids);
+      });
+      const channel = await connection.connect();
+      const tag = deliver(channel, entries(2), SHARDS, { redelivered: true });
+      let stopped = false;
+      const stopping = runtime.stop().then(() => (stopped = true));
+      await jest.advanceTimersByTimeAsync(0);
+      expect(channel.cancelled).toEqual(['ctag-1']);
+      expect(stopped).toBe(false);
+      lookup.resolve();
+      await jest.advanceTimersByTimeAsync(0);
+      expect(sink.calls.map((call) => call.lines.length)).toEqual([2]);
+      expect(stopped).toBe(false);
+      await sink.calls[0].finish();
+      await stopping;
+      expect(channel.acked).toEqual([tag]);
+      await runtime.close();
+    });
+
+    it('writes nothing of a delivery whose channel closed during its lookup: it is redelivered', async () => {
+      const { connection, sink, dedupe, runtime } = setup({ batchSize: 1 });
+      const lookup = deferred();
+      const admit = dedupe.admit.bind(dedupe);
+      jest.spyOn(dedupe, 'admit').mockImplementationOnce(async (ids) => {
+        await lookup.promise;
+        return admit(ids);
+      });
+      const channel = await connection.connect();
+      const again = entries(2);
+      deliver(channel, again, SHARDS, { redelivered: true });
+      channel.closeByBroker();
+      lookup.resolve();
+      await jest.advanceTimersByTimeAsync(1_000);
+      expect(sink.calls).toHaveLength(0);
+      expect(dedupe.settled).toEqual([{ ids: again.map((entry) => entry.id), outcome: 'discarded' }]);
+      expect(dedupe.released).toEqual(['lost']);
+      await runtime.close();
+    });
+
+    it('says so when a lookup fails', async () => {
+      const { connection, sink, dedupe, runtime } = setup({ batchSize: 1 });
+      jest.spyOn(dedupe, 'admit').mockRejectedValueOnce(new Error('ledger unreadable'));
+      const channel = await connection.connect();
+      deliver(channel, entries(1), SHARDS, { redelivered: true });
+      await jest.advanceTimersByTimeAsync(0);
+      expect(sink.calls).toHaveLength(0);
+      expect(logged('error')).toEqual(['looking up a delivery of unit.shard.0: ledger unreadable']);
+      await runtime.close();
+    });
+  });
+
+  it('says so when the bookkeeping after an ack fails', async () => {
+    const { connection, sink, dedupe, runtime } = setup({ batchSize: 1 });
+    jest.spyOn(dedupe, 'release').mockImplementationOnce(() => {
+      throw new Error('no such holder');
+    });
+    const channel = await connection.connect();
+    const tag = deliver(channel, entries(1));
+    await sink.calls[0].finish();
+    expect(channel.acked).toEqual([tag]);
+    expect(logged('error')).toEqual(['acknowledging a delivery of unit.shard.0: no such holder']);
     await runtime.close();
   });
 });
