@@ -208,7 +208,7 @@ describe('ShardChannel', () => {
     });
 
     it('does not open a second channel when amqp-connection-manager reopened it first', async () => {
-      const { manager, channel } = setup();
+      const { manager, channel, closed } = setup();
       channel.open();
       const first = await manager.connect();
       first.closeByBroker();
@@ -216,6 +216,10 @@ describe('ShardChannel', () => {
       await jest.advanceTimersByTimeAsync(REOPEN_MS * 2);
       expect(manager.wrappers).toHaveLength(1);
       expect(second.consumers).toBe(1);
+      expect(channel.isConsuming()).toBe(true);
+      // A late close event of the old channel does not touch the new one.
+      first.emit('close');
+      expect(closed).toHaveLength(1);
       expect(channel.isConsuming()).toBe(true);
     });
 
