@@ -22,7 +22,7 @@ export interface ShardChannelOptions {
  * is opened again: longer than amqp-connection-manager's reconnect delay, so that after a lost
  * connection the manager's own reopen comes first.
  */
-export const CHANNEL_REOPEN_MS = RECONNECT_SECONDS * 1000 + 500;
+const CHANNEL_REOPEN_MS = RECONNECT_SECONDS * 1000 + 500;
 
 export interface ShardChannelHandlers {
   /** A delivery of the channel of `generation`: settle it with ack() or nack() and that generation. */
