@@ -324,9 +324,13 @@ describe('ShardChannel', () => {
       await jest.advanceTimersByTimeAsync(1);
       expect(amqp.consumers).toBe(2);
       expect(channel.isConsuming()).toBe(true);
-      // The new consumer is the one cancelled by the next pause.
+      // The new consumer is the one cancelled by the next pause, which lasts its full time.
       channel.pause(PAUSE_MS);
       expect(amqp.cancelled).toEqual(['ctag-1', 'ctag-2']);
+      await jest.advanceTimersByTimeAsync(PAUSE_MS - 1);
+      expect(amqp.consumers).toBe(2);
+      await jest.advanceTimersByTimeAsync(1);
+      expect(amqp.consumers).toBe(3);
     });
 
     it('a channel opened during a pause waits for its end before consuming', async () => {
@@ -405,6 +409,10 @@ describe('ShardChannel', () => {
       await jest.advanceTimersByTimeAsync(PAUSE_MS);
       expect(logged('error')).toEqual([`channel of ${QUEUE} failed: NOT_FOUND - no queue; retrying`]);
       expect(channel.isConsuming()).toBe(false);
+      // A pause of a channel without a consumer has nothing to cancel.
+      channel.pause(PAUSE_MS);
+      expect(amqp.cancelled).toStrictEqual([]);
+      expect(logged('warn')).toHaveLength(1);
     });
 
     it('does nothing once consuming stopped or the channel closed', async () => {
@@ -437,13 +445,14 @@ describe('ShardChannel', () => {
     });
 
     it('without a consumer, cancels nothing', async () => {
-      const { manager, channel } = setup();
+      const { manager, channel, logged } = setup();
       await channel.stopConsuming();
       channel.open();
       const amqp = await manager.connect();
       expect(amqp.consumers).toBe(0);
       await channel.stopConsuming();
-      expect(amqp.cancelled).toEqual([]);
+      expect(amqp.cancelled).toStrictEqual([]);
+      expect(logged('warn')).toEqual([]);
     });
 
     it('waits for a setup under way: no consumer starts behind it', async () => {
@@ -484,6 +493,26 @@ describe('ShardChannel', () => {
       await stopping;
       expect(amqp.consumers).toBe(1);
       expect(amqp.cancelled).toEqual(['ctag-1']);
+      expect(channel.isConsuming()).toBe(false);
+    });
+
+    it('cancels a consumer that a pause ending just before it was starting again', async () => {
+      const { manager, channel } = setup();
+      channel.open();
+      const amqp = await manager.connect();
+      const consumed = deferred();
+      const consume = amqp.consume.bind(amqp);
+      jest.spyOn(amqp, 'consume').mockImplementationOnce(async (...args) => {
+        await consumed.promise;
+        return consume(...args);
+      });
+      channel.pause(PAUSE_MS);
+      await jest.advanceTimersByTimeAsync(PAUSE_MS);
+      await channel.stopConsuming();
+      consumed.resolve();
+      await jest.advanceTimersByTimeAsync(0);
+      expect(amqp.consumers).toBe(2);
+      expect(amqp.cancelled).toEqual(['ctag-1', 'ctag-2']);
       expect(channel.isConsuming()).toBe(false);
     });
 

@@ -117,8 +117,8 @@ export class ShardChannel {
       this.consume(open).catch((error: Error) => this.logError(error));
     }, ms);
     const open = this.current;
-    const tag = open?.consumerTag;
-    if (open === undefined || tag === undefined) return;
+    if (open?.consumerTag === undefined) return;
+    const tag = open.consumerTag;
     this.lostConsumer(open);
     open.channel
       .cancel(tag)
