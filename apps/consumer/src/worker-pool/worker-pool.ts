@@ -168,7 +168,7 @@ export class WorkerPool<T> {
   /**
    * Retires every live worker (reason `shutdown`), stops every timer, drops what is buffered (its
    * add() calls resolve 'discarded'), releases onIdle() waiters and logs the final history. A write
-   * under way still completes. Idempotent.
+   * under way still completes; should it fail, its add() calls resolve 'discarded' too. Idempotent.
    */
   close(): void {
     if (this.closed) return;
@@ -281,6 +281,9 @@ export class WorkerPool<T> {
       this.failures = 0;
       this.writtenSinceReport = true;
       this.onWritten(worker, slots, Date.now() - startedAt);
+    } else if (this.closed) {
+      // Nothing takes the batch again after close(): its add() calls end as close() ends the others.
+      for (const { ticket } of slots) this.settleTicket(ticket, 'discarded');
     } else {
       this.buffer.putBack(slots);
       this.failures++;
