@@ -367,10 +367,13 @@ describe('WorkerPool', () => {
     await jest.advanceTimersByTimeAsync(2 * DEFAULT_POOL_OPTIONS.reportEveryMs);
     expect(histories()).toHaveLength(1);
     pool.close();
+    pool.close();
     expect(histories()).toEqual([
       'shard 2 worker history: 2-1 active 5',
       'shard 2 final worker history: 2-1 retired (shutdown) 5',
     ]);
+    const logger = jest.mocked(Logger.prototype.log).mock.contexts[0] as unknown as { context: string };
+    expect(logger.context).toBe('WorkerPool shard 2');
     const [event] = jest.mocked(Logger.prototype.log).mock.calls.at(-1)!;
     expect((event as { fields: unknown }).fields).toEqual({
       event: 'worker_history',
@@ -453,6 +456,7 @@ describe('WorkerPool', () => {
     expect(outcomes).toEqual(['written']);
     expect(idle).toBe(true);
     pool.close();
+    expect(histories()).toEqual(['shard 2 final worker history: 2-1 retired (timeout) 0, 2-2 retired (shutdown) 5']);
   });
 
   it('warns when a worker times out while committing, and keeps its batch with it', async () => {
@@ -633,5 +637,88 @@ describe('WorkerPool', () => {
     await finish(calls[3], new Error('EIO'));
     expect(outcomes).toEqual(['written', 'discarded', 'written', 'discarded']);
     expect(pool.buffered).toBe(0);
+  });
+
+  it('close() drops what is buffered', () => {
+    const { pool, add } = setup({ min: 1, max: 1 });
+    pool.start();
+    add(0, 12);
+    expect(pool.buffered).toBe(7);
+    pool.close();
+    expect(pool.buffered).toBe(0);
+  });
+
+  it('flushes early only while no write is in flight, even with an idle worker at hand', async () => {
+    const { pool, calls, add, finish } = setup({ min: 2, max: 2, flushAtPendingAdds: 2 });
+    pool.start();
+    add(0, 1);
+    add(1, 1);
+    expect(calls.map((call) => call.job.items)).toEqual([[0, 1]]);
+    add(2, 1);
+    add(3, 1);
+    expect(calls).toHaveLength(1);
+    await finish(calls[0]);
+    expect(calls.map((call) => call.job.items)).toEqual([
+      [0, 1],
+      [2, 3],
+    ]);
+    pool.close();
+  });
+
+  it('leaves no timer behind when a write finishes after close() during a retry pause', async () => {
+    const { pool, calls, add, finish } = setup({ min: 2, max: 2 });
+    pool.start();
+    add(0, 10);
+    await finish(calls[0], new Error('EIO'));
+    pool.close();
+    await finish(calls[1]);
+    expect(jest.getTimerCount()).toBe(0);
+  });
+
+  it('arms no wake-up while nothing waits, nor while every worker is busy: a finished write wakes it', async () => {
+    const { pool, calls, add, finish } = setup({ min: 1, max: 1 });
+    pool.start();
+    // The history report only.
+    expect(jest.getTimerCount()).toBe(1);
+    add(0, 5);
+    add(5, 2);
+    await jest.advanceTimersByTimeAsync(1_000);
+    // The partial batch is due, but the worker is busy: the report and the write's timeout only.
+    expect(jest.getTimerCount()).toBe(2);
+    expect(calls).toHaveLength(1);
+    await finish(calls[0]);
+    expect(calls.map((call) => call.job.items)).toEqual([
+      [0, 1, 2, 3, 4],
+      [5, 6],
+    ]);
+    await finish(calls[1]);
+    expect(jest.getTimerCount()).toBe(1);
+    pool.close();
+  });
+
+  it('works without hooks: nothing is logged as an error, and the history is still trimmed', async () => {
+    let tries = 0;
+    const pool = new WorkerPool<number>(
+      {
+        ...DEFAULT_POOL_OPTIONS,
+        shard: 0,
+        batch: { size: 2, flushMs: 1_000 },
+        min: 1,
+        max: 1,
+        timeoutMs: 1_000,
+        idleMs: 1_000,
+        historyLimit: 1,
+      },
+      // The first two tries stall until they time out; the third writes.
+      () => (++tries <= 2 ? new Promise<void>(() => undefined) : Promise.resolve()),
+    );
+    pool.start();
+    let outcome: AddOutcome | undefined;
+    void pool.add([1, 2]).then((result) => (outcome = result));
+    await jest.advanceTimersByTimeAsync(2_000);
+    expect(outcome).toBe('written');
+    expect(pool.history().map((w) => w.id)).toEqual(['0-3', '0-2']);
+    expect(logged('error')).toEqual([]);
+    pool.close();
   });
 });
