@@ -189,6 +189,22 @@ describe('FileSinkService', () => {
     ]);
   });
 
+  it('keeps only letters, digits, dots and dashes of the host name in staged names, so the sweep can split them', async () => {
+    const os = jest.requireActual<typeof import('node:os')>('node:os');
+    jest.spyOn(os, 'hostname').mockReturnValue('Db-7.rack~2/a b');
+    const sink = sinkAt(dir, false);
+    await sink.onModuleInit();
+    let staged: string[] = [];
+    await sink.write('0-1', ['x'], {
+      signal: new AbortController().signal,
+      commit: () => (staged = readdirSync(join(dir, STAGING_FOLDER))),
+    });
+    expect(staged).toEqual([expect.stringMatching(new RegExp(`^Db-7\\.rack_2_a_b~${process.pid}~`))]);
+    writeFileSync(join(dir, STAGING_FOLDER, `Db-7.rack_2_a_b~${deadPid}~1.tmp`), 'half');
+    await sinkAt(dir, false).onModuleInit();
+    expect(readdirSync(join(dir, STAGING_FOLDER))).toEqual([]);
+  });
+
   it('says where it writes, and whether with fsync', async () => {
     await sinkAt(dir, true).onModuleInit();
     await sinkAt(dir, false).onModuleInit();

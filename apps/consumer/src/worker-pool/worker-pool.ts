@@ -219,8 +219,9 @@ export class WorkerPool<T> {
       if (worker === undefined) break;
       this.dispatch(worker, this.buffer.take(force));
     }
-    const due = this.buffer.msUntilDue();
-    if (due !== undefined && due > 0) this.wakeIn(due);
+    // Empty, or due now and waiting for a worker (a finished write pumps again): no timer.
+    const due = this.buffer.msUntilDue() ?? 0;
+    if (due > 0) this.wakeIn(due);
     this.settleIdleWaiters();
   }
 
