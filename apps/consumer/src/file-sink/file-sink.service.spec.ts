@@ -285,6 +285,36 @@ describe('FileSinkService error paths', () => {
     expect(jsonlFiles(dir)).toEqual([name]);
   });
 
+  it('never gives a batch file the name of an earlier one, health probes in between', async () => {
+    const sink = sinkAt(dir, false);
+    await sink.onModuleInit();
+    // One millisecond for all: only the sequence tells the names apart.
+    jest.spyOn(Date, 'now').mockReturnValue(Date.now());
+    const first = await sink.write('0-1', ['a'], go());
+    await expect(sink.isWritable()).resolves.toBe(true);
+    const second = await sink.write('0-1', ['b'], go());
+    const sequence = (name: string) => Number(/-(\d+)\.jsonl$/.exec(name)?.[1]);
+    expect(sequence(second)).toBeGreaterThan(sequence(first));
+    expect(jsonlFiles(dir).sort()).toEqual([first, second].sort());
+    expect(readFileSync(join(dir, first), 'utf8')).toBe('a\n');
+  });
+
+  it('reports a full disk as unwritable: the probe writes bytes, not only an empty file', async () => {
+    const sink = sinkAt(dir);
+    await sink.onModuleInit();
+    // A full disk still creates empty files; it refuses the first byte.
+    jest.spyOn(fsp, 'open').mockImplementation(async (...args: Parameters<typeof fsp.open>) => {
+      const handle = await realOpen(...args);
+      const writeFile = handle.writeFile.bind(handle);
+      jest.spyOn(handle, 'writeFile').mockImplementation(async (...rest: Parameters<Opened['writeFile']>) => {
+        if (String(rest[0]).length > 0) throw Object.assign(new Error('ENOSPC'), { code: 'ENOSPC' });
+        return writeFile(...rest);
+      });
+      return handle;
+    });
+    await expect(sink.isWritable()).resolves.toBe(false);
+  });
+
   it('leaves no staged file when the health probe cannot write', async () => {
     const sink = sinkAt(dir);
     await sink.onModuleInit();
