@@ -24,8 +24,9 @@ export class FreshRun {
   }
 
   private start(): Promise<void> {
+    // The next run starts only after this one settled, so `running` is still this one here.
     const run = this.task().finally(() => {
-      if (this.running === run) this.running = null;
+      this.running = null;
     });
     this.running = run;
     return run;

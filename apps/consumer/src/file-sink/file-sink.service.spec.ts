@@ -1,5 +1,14 @@
 import { Logger } from '@nestjs/common';
-import { mkdtempSync, promises as fsp, readdirSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
+import {
+  mkdirSync,
+  mkdtempSync,
+  promises as fsp,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  utimesSync,
+  writeFileSync,
+} from 'node:fs';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ConfigValidationError, readConsumerConfig } from '@app/config';
@@ -21,11 +30,20 @@ function sinkAt(dataOutputDir: string, sinkFsync = true, dedupe: Dedupe = new Di
 
 const go = () => ({ signal: new AbortController().signal, commit: jest.fn() });
 
+/** What the sink logged at `level`. */
+const logged = (level: 'log' | 'warn' | 'error'): unknown[] =>
+  jest.mocked(Logger.prototype[level]).mock.calls.map(([message]: unknown[]) => message);
+
+const host = hostname().replace(/[^A-Za-z0-9.-]/g, '_');
+/** A pid no process has: above Linux's highest (2^22). */
+const deadPid = 2 ** 22 + 12345;
+
 describe('FileSinkService', () => {
   let dir: string;
   beforeEach(() => {
     dir = mkdtempSync(join(tmpdir(), 'sink-spec-'));
     jest.spyOn(Logger.prototype, 'log').mockImplementation();
+    jest.spyOn(Logger.prototype, 'warn').mockImplementation();
     jest.spyOn(Logger.prototype, 'error').mockImplementation();
   });
   afterEach(() => {
@@ -50,9 +68,12 @@ describe('FileSinkService', () => {
     const controller = new AbortController();
     controller.abort();
     const commit = jest.fn();
-    await expect(sink.write('0-1', ['x'], { signal: controller.signal, commit })).rejects.toBeInstanceOf(
-      SinkWriteAbortedError,
-    );
+    const write = sink.write('0-1', ['x'], { signal: controller.signal, commit });
+    await expect(write).rejects.toBeInstanceOf(SinkWriteAbortedError);
+    await expect(write).rejects.toMatchObject({
+      name: 'SinkWriteAbortedError',
+      message: 'batch write abandoned before commit',
+    });
     expect(commit).not.toHaveBeenCalled();
     expect(readdirSync(dir)).toEqual([STAGING_FOLDER]);
     expect(readdirSync(join(dir, STAGING_FOLDER))).toEqual([]);
@@ -83,15 +104,15 @@ describe('FileSinkService', () => {
     writeFileSync(file, '');
     const sink = sinkAt(file);
     await expect(sink.onModuleInit()).rejects.toThrow(ConfigValidationError);
-    await expect(sink.onModuleInit()).rejects.toThrow(/DATA_OUTPUT_DIR/);
+    await expect(sink.onModuleInit()).rejects.toThrow(
+      `Invalid DATA_OUTPUT_DIR=${JSON.stringify(file)}: expected a writable folder (`,
+    );
     await expect(sink.isWritable()).resolves.toBe(false);
   });
 
   it('removes staged files of dead writers on this host and old ones of other hosts, and keeps the rest', async () => {
     const staging = join(dir, STAGING_FOLDER);
-    const host = hostname().replace(/[^A-Za-z0-9.-]/g, '_');
     await sinkAt(dir).onModuleInit();
-    const deadPid = 2 ** 22 + 12345;
     writeFileSync(join(staging, `${host}~${deadPid}~1.tmp`), 'half');
     writeFileSync(join(staging, `${host}~${process.pid}~7.tmp`), 'half');
     writeFileSync(join(staging, 'other-host~1~1.tmp'), 'live');
@@ -100,6 +121,94 @@ describe('FileSinkService', () => {
     utimesSync(join(staging, 'old-host~1~1.tmp'), twoHoursAgo, twoHoursAgo);
     await sinkAt(dir).onModuleInit();
     expect(readdirSync(staging)).toEqual(['other-host~1~1.tmp']);
+    expect(logged('log')).toContain('removed 3 staged files left by a previous run');
+  });
+
+  it('keeps a fresh staged file of a live process on this host, and of any process on another host', async () => {
+    const staging = join(dir, STAGING_FOLDER);
+    await sinkAt(dir).onModuleInit();
+    const kept = [`${host}~${process.ppid}~1.tmp`, `other-host~${deadPid}~1.tmp`, `other-host~${process.pid}~1.tmp`];
+    for (const file of kept) writeFileSync(join(staging, file), 'live');
+    await sinkAt(dir).onModuleInit();
+    expect(readdirSync(staging).sort()).toEqual([...kept].sort());
+    expect(logged('log').filter((text) => String(text).startsWith('removed'))).toEqual([]);
+  });
+
+  it('counts a process it may not signal (EPERM) as alive, and one that is gone (ESRCH) as dead', async () => {
+    const staging = join(dir, STAGING_FOLDER);
+    await sinkAt(dir).onModuleInit();
+    const [otherUser, gone] = [4_000_001, 4_000_002];
+    writeFileSync(join(staging, `${host}~${otherUser}~1.tmp`), 'live');
+    writeFileSync(join(staging, `${host}~${gone}~1.tmp`), 'half');
+    const kill = jest.spyOn(process, 'kill').mockImplementation((pid) => {
+      throw Object.assign(new Error('kill'), { code: pid === otherUser ? 'EPERM' : 'ESRCH' });
+    });
+    await sinkAt(dir).onModuleInit();
+    expect(kill).toHaveBeenCalledWith(otherUser, 0);
+    expect(readdirSync(staging)).toEqual([`${host}~${otherUser}~1.tmp`]);
+  });
+
+  it('removes a staged file of another host only once it is more than an hour old', async () => {
+    const staging = join(dir, STAGING_FOLDER);
+    await sinkAt(dir).onModuleInit();
+    const now = 1_700_000_000_000;
+    const aged = (file: string, ms: number) => {
+      writeFileSync(join(staging, file), 'x');
+      utimesSync(join(staging, file), new Date(now - ms), new Date(now - ms));
+    };
+    aged('other-host~1~hour.tmp', 3_600_000);
+    aged('other-host~1~older.tmp', 3_601_000);
+    aged('other-host~1~minutes.tmp', 60_000);
+    jest.spyOn(Date, 'now').mockReturnValue(now);
+    await sinkAt(dir).onModuleInit();
+    expect(readdirSync(staging).sort()).toEqual(['other-host~1~hour.tmp', 'other-host~1~minutes.tmp']);
+  });
+
+  it('starts despite a staged leftover it cannot remove, warning about it, and removes the others', async () => {
+    const staging = join(dir, STAGING_FOLDER);
+    await sinkAt(dir).onModuleInit();
+    const stuck = join(staging, `${host}~${deadPid}~stuck.tmp`);
+    mkdirSync(stuck);
+    writeFileSync(join(staging, `${host}~${deadPid}~1.tmp`), 'half');
+    await sinkAt(dir).onModuleInit();
+    expect(readdirSync(staging)).toEqual([`${host}~${deadPid}~stuck.tmp`]);
+    expect(logged('warn')).toEqual([expect.stringMatching(`^could not remove stale staged file ${stuck}: .+`)]);
+    expect(logged('log')).toContain('removed 1 staged files left by a previous run');
+  });
+
+  it('names its staged files <host>~<pid>~..., the name the sweep at start reads', async () => {
+    const sink = sinkAt(dir, false);
+    await sink.onModuleInit();
+    let staged: string[] = [];
+    await sink.write('0-1', ['x'], {
+      signal: new AbortController().signal,
+      commit: () => (staged = readdirSync(join(dir, STAGING_FOLDER))),
+    });
+    expect(staged).toEqual([
+      expect.stringMatching(new RegExp(`^${host.replace(/\./g, '\\.')}~${process.pid}~[0-9a-f]{8}-\\d+\\.tmp$`)),
+    ]);
+  });
+
+  it('keeps only letters, digits, dots and dashes of the host name in staged names, so the sweep can split them', async () => {
+    const os = jest.requireActual<typeof import('node:os')>('node:os');
+    jest.spyOn(os, 'hostname').mockReturnValue('Db-7.rack~2/a b');
+    const sink = sinkAt(dir, false);
+    await sink.onModuleInit();
+    let staged: string[] = [];
+    await sink.write('0-1', ['x'], {
+      signal: new AbortController().signal,
+      commit: () => (staged = readdirSync(join(dir, STAGING_FOLDER))),
+    });
+    expect(staged).toEqual([expect.stringMatching(new RegExp(`^Db-7\\.rack_2_a_b~${process.pid}~`))]);
+    writeFileSync(join(dir, STAGING_FOLDER, `Db-7.rack_2_a_b~${deadPid}~1.tmp`), 'half');
+    await sinkAt(dir, false).onModuleInit();
+    expect(readdirSync(join(dir, STAGING_FOLDER))).toEqual([]);
+  });
+
+  it('says where it writes, and whether with fsync', async () => {
+    await sinkAt(dir, true).onModuleInit();
+    await sinkAt(dir, false).onModuleInit();
+    expect(logged('log')).toEqual([`writing batch files to ${dir} with fsync`, `writing batch files to ${dir}`]);
   });
 });
 
@@ -176,6 +285,36 @@ describe('FileSinkService error paths', () => {
     expect(jsonlFiles(dir)).toEqual([name]);
   });
 
+  it('never gives a batch file the name of an earlier one, health probes in between', async () => {
+    const sink = sinkAt(dir, false);
+    await sink.onModuleInit();
+    // One millisecond for all: only the sequence tells the names apart.
+    jest.spyOn(Date, 'now').mockReturnValue(Date.now());
+    const first = await sink.write('0-1', ['a'], go());
+    await expect(sink.isWritable()).resolves.toBe(true);
+    const second = await sink.write('0-1', ['b'], go());
+    const sequence = (name: string) => Number(/-(\d+)\.jsonl$/.exec(name)?.[1]);
+    expect(sequence(second)).toBeGreaterThan(sequence(first));
+    expect(jsonlFiles(dir).sort()).toEqual([first, second].sort());
+    expect(readFileSync(join(dir, first), 'utf8')).toBe('a\n');
+  });
+
+  it('reports a full disk as unwritable: the probe writes bytes, not only an empty file', async () => {
+    const sink = sinkAt(dir);
+    await sink.onModuleInit();
+    // A full disk still creates empty files; it refuses the first byte.
+    jest.spyOn(fsp, 'open').mockImplementation(async (...args: Parameters<typeof fsp.open>) => {
+      const handle = await realOpen(...args);
+      const writeFile = handle.writeFile.bind(handle);
+      jest.spyOn(handle, 'writeFile').mockImplementation(async (...rest: Parameters<Opened['writeFile']>) => {
+        if (String(rest[0]).length > 0) throw Object.assign(new Error('ENOSPC'), { code: 'ENOSPC' });
+        return writeFile(...rest);
+      });
+      return handle;
+    });
+    await expect(sink.isWritable()).resolves.toBe(false);
+  });
+
   it('leaves no staged file when the health probe cannot write', async () => {
     const sink = sinkAt(dir);
     await sink.onModuleInit();
@@ -203,6 +342,130 @@ describe('FileSinkService error paths', () => {
     // Written and renamed once; the write resolved (the caller acks) only after the third fsync, the first to succeed.
     expect(events).toEqual(['file-write', 'file-fsync', 'rename', 'dir-fsync', 'dir-fsync', 'dir-fsync']);
     expect(readdirSync(join(dir, STAGING_FOLDER))).toEqual([]);
+  });
+
+  it('logs each failed folder fsync with the pause before the next, and the one that succeeded after them', async () => {
+    const sink = sinkAt(dir);
+    await sink.onModuleInit();
+    let failures = 2;
+    recordFs(dir, [], { dirSync: () => (failures-- > 0 ? new Error('EIO on the folder') : undefined) });
+    const name = await sink.write('0-1', ['a'], go());
+    const failed = (delay: number) =>
+      `${name} is in place but the fsync of ${dir} failed (EIO on the folder); ` +
+      `its entries stay unacknowledged, next fsync in ${delay} ms`;
+    expect(logged('error')).toEqual([
+      failed(DIRECTORY_SYNC_RETRY_MS.initial),
+      failed(2 * DIRECTORY_SYNC_RETRY_MS.initial),
+    ]);
+    expect(logged('log')).toContain(`fsync of ${dir} succeeded for ${name} after 2 failures`);
+    const before = logged('log').length;
+    await sink.write('0-1', ['b'], go());
+    expect(logged('log')).toHaveLength(before);
+  });
+
+  it('fails a write whose staged file cannot be opened for a reason other than a missing folder, leaving nothing', async () => {
+    const sink = sinkAt(dir);
+    await sink.onModuleInit();
+    jest.spyOn(fsp, 'open').mockRejectedValueOnce(Object.assign(new Error('EMFILE'), { code: 'EMFILE' }));
+    await expect(sink.write('0-1', ['a'], go())).rejects.toThrow('EMFILE');
+    expect(readdirSync(dir)).toEqual([STAGING_FOLDER]);
+    expect(readdirSync(join(dir, STAGING_FOLDER))).toEqual([]);
+  });
+
+  it('fails a write whose ledger record fails, before the commit, leaving nothing staged', async () => {
+    const dedupe = new DisabledDedupe();
+    jest.spyOn(dedupe, 'record').mockRejectedValue(new Error('ENOSPC on the ledger'));
+    const sink = sinkAt(dir, false, dedupe);
+    await sink.onModuleInit();
+    const control = go();
+    await expect(sink.write('0-1', ['a'], control, { ids: ['a'], exp: 0, holders: [] })).rejects.toThrow(
+      'ENOSPC on the ledger',
+    );
+    expect(control.commit).not.toHaveBeenCalled();
+    expect(readdirSync(dir)).toEqual([STAGING_FOLDER]);
+    expect(readdirSync(join(dir, STAGING_FOLDER))).toEqual([]);
+  });
+
+  it('hands the ledger the holders of a placed batch, and fails with the commit error when the abort cannot be recorded', async () => {
+    jest.spyOn(Logger.prototype, 'warn').mockImplementation();
+    const dedupe = new DisabledDedupe();
+    const complete = jest.spyOn(dedupe, 'complete');
+    const sink = sinkAt(dir, false, dedupe);
+    await sink.onModuleInit();
+    const holders = [{ delivery: 1 }, { delivery: 2 }];
+    const name = await sink.write('0-1', ['a'], go(), { ids: ['a'], exp: 0, holders });
+    expect(complete).toHaveBeenCalledWith({ file: name, segment: expect.anything() }, holders);
+
+    jest.spyOn(dedupe, 'abort').mockRejectedValue(new Error('ledger gone'));
+    const refused = new Error('stale channel');
+    const commit = () => {
+      throw refused;
+    };
+    await expect(
+      sink.write('0-1', ['b'], { signal: new AbortController().signal, commit }, { ids: ['b'], exp: 0, holders }),
+    ).rejects.toBe(refused);
+    expect(logged('warn')).toEqual([
+      expect.stringMatching(/^could not record the abort of worker-0-1_.*\.jsonl in the ledger: ledger gone$/),
+    ]);
+    expect(jsonlFiles(dir)).toEqual([name]);
+  });
+
+  it('does not hold the process open while it waits to retry a folder fsync', async () => {
+    const sink = sinkAt(dir);
+    await sink.onModuleInit();
+    let failures = 1;
+    recordFs(dir, [], { dirSync: () => (failures-- > 0 ? new Error('EIO on the folder') : undefined) });
+    // The timers each pause adds to what keeps the event loop alive, counted around its creation.
+    const timers = jest.requireActual<typeof import('node:timers/promises')>('node:timers/promises');
+    const sleep = timers.setTimeout.bind(timers);
+    const holding = () => process.getActiveResourcesInfo().filter((resource) => resource === 'Timeout').length;
+    const added: number[] = [];
+    jest.spyOn(timers, 'setTimeout').mockImplementation((...args: Parameters<typeof timers.setTimeout>) => {
+      const before = holding();
+      const pause = sleep(...args);
+      added.push(holding() - before);
+      return pause;
+    });
+    await sink.write('0-1', ['a'], go());
+    expect(added).toEqual([0]);
+  });
+
+  it('closes every file it opens, also when writing the staged file fails', async () => {
+    const sink = sinkAt(dir);
+    await sink.onModuleInit();
+    let [opened, closed] = [0, 0];
+    let failWrites = false;
+    jest.spyOn(fsp, 'open').mockImplementation(async (...args: Parameters<typeof fsp.open>) => {
+      const handle = await realOpen(...args);
+      opened++;
+      const close = handle.close.bind(handle);
+      jest.spyOn(handle, 'close').mockImplementation(async () => {
+        closed++;
+        return close();
+      });
+      if (failWrites) jest.spyOn(handle, 'writeFile').mockRejectedValue(new Error('ENOSPC'));
+      return handle;
+    });
+    await sink.write('0-1', ['a'], go());
+    failWrites = true;
+    await expect(sink.write('0-1', ['b'], go())).rejects.toThrow('ENOSPC');
+    // The first write's staged file and folder, the second's staged file.
+    expect(opened).toBe(3);
+    expect(closed).toBe(opened);
+  });
+
+  it('leaves the ledger alone for a write without a record, whether it succeeds or fails', async () => {
+    const dedupe = new DisabledDedupe();
+    const touched = [jest.spyOn(dedupe, 'record'), jest.spyOn(dedupe, 'complete'), jest.spyOn(dedupe, 'abort')];
+    const sink = sinkAt(dir, false, dedupe);
+    await sink.onModuleInit();
+    await sink.write('0-1', ['a'], go());
+    const refused = new Error('stale channel');
+    const commit = () => {
+      throw refused;
+    };
+    await expect(sink.write('0-1', ['b'], { signal: new AbortController().signal, commit })).rejects.toBe(refused);
+    for (const spy of touched) expect(spy).not.toHaveBeenCalled();
   });
 
   it('does not resolve a write whose folder fsync keeps failing: its entries stay unacknowledged', async () => {
@@ -356,6 +619,28 @@ describe('DirectorySyncer', () => {
     expect(started).toHaveLength(3);
     started[2].resolve();
     await expect(third).resolves.toBeUndefined();
+  });
+
+  it('makes a caller that arrives during a later fsync wait for a fresh one, after earlier callers shared one', async () => {
+    const { syncer, started } = controlled();
+    void syncer.sync();
+    const shared = syncer.sync();
+    started[0].resolve();
+    await new Promise(setImmediate);
+    started[1].resolve();
+    await shared;
+    void syncer.sync();
+    expect(started).toHaveLength(3);
+    let lateDone = false;
+    const late = syncer.sync().then(() => (lateDone = true));
+    await new Promise(setImmediate);
+    expect(lateDone).toBe(false);
+    started[2].resolve();
+    await new Promise(setImmediate);
+    expect(started).toHaveLength(4);
+    expect(lateDone).toBe(false);
+    started[3].resolve();
+    await late;
   });
 
   it('by default opens the folder read-only, fsyncs it and closes it, also when the fsync fails', async () => {

@@ -128,7 +128,7 @@ export class WorkerPool<T> {
       this.settleTicket(slot.ticket, 'discarded');
       return true;
     });
-    if (dropped > 0) this.pump();
+    this.pump();
     return dropped;
   }
 
@@ -168,7 +168,7 @@ export class WorkerPool<T> {
   /**
    * Retires every live worker (reason `shutdown`), stops every timer, drops what is buffered (its
    * add() calls resolve 'discarded'), releases onIdle() waiters and logs the final history. A write
-   * under way still completes. Idempotent.
+   * under way still completes; should it fail, its add() calls resolve 'discarded' too. Idempotent.
    */
   close(): void {
     if (this.closed) return;
@@ -199,8 +199,8 @@ export class WorkerPool<T> {
 
   /** A partial batch goes early only with no write in flight: a write under way frees room when it is acknowledged. */
   private flushEarly(): boolean {
-    const limit = this.options.flushAtPendingAdds;
-    return this.inFlight === 0 && limit !== undefined && this.pendingAdds >= limit;
+    const limit = this.options.flushAtPendingAdds ?? Number.POSITIVE_INFINITY;
+    return this.inFlight === 0 && this.pendingAdds >= limit;
   }
 
   private pump(): void {
@@ -219,8 +219,9 @@ export class WorkerPool<T> {
       if (worker === undefined) break;
       this.dispatch(worker, this.buffer.take(force));
     }
-    const due = this.buffer.msUntilDue();
-    if (due !== undefined && due > 0) this.wakeIn(due);
+    // Empty, or due now and waiting for a worker (a finished write pumps again): no timer.
+    const due = this.buffer.msUntilDue() ?? 0;
+    if (due > 0) this.wakeIn(due);
     this.settleIdleWaiters();
   }
 
@@ -281,6 +282,9 @@ export class WorkerPool<T> {
       this.failures = 0;
       this.writtenSinceReport = true;
       this.onWritten(worker, slots, Date.now() - startedAt);
+    } else if (this.closed) {
+      // Nothing takes the batch again after close(): its add() calls end as close() ends the others.
+      for (const { ticket } of slots) this.settleTicket(ticket, 'discarded');
     } else {
       this.buffer.putBack(slots);
       this.failures++;
@@ -322,9 +326,8 @@ export class WorkerPool<T> {
     controller: AbortController,
     timer: NodeJS.Timeout,
   ): void {
+    // Never after close(): close() clears every write timer.
     this.writeTimers.delete(timer);
-    // After close() the workers are retired and their entries go back with the channel.
-    if (this.closed) return;
     this.retire(worker, 'timeout');
     if (job.committed) {
       // The rename is under way: the batch completes on its own and is acknowledged then.
@@ -365,7 +368,8 @@ export class WorkerPool<T> {
     this.idle.push(worker);
     if (this.live.size > this.options.min) {
       worker.idleTimer = setTimeout(() => {
-        if (worker.state === 'idle' && this.live.size > this.options.min) {
+        // Work or retirement clears this timer: the worker is idle here, but others may have retired.
+        if (this.live.size > this.options.min) {
           this.retire(worker, 'idle');
           this.logger.log(`worker ${worker.id} retired after ${this.options.idleMs} ms idle`);
         }
@@ -374,8 +378,8 @@ export class WorkerPool<T> {
     }
   }
 
+  /** Only for a live worker: close() retires the live ones, a timeout a busy one, its idle timer an idle one. */
   private retire(worker: Worker, reason: RetireReason): void {
-    if (worker.state === 'retired') return;
     clearTimeout(worker.idleTimer);
     worker.state = 'retired';
     worker.reason = reason;
@@ -383,9 +387,8 @@ export class WorkerPool<T> {
     const index = this.idle.indexOf(worker);
     if (index !== -1) this.idle.splice(index, 1);
     this.retired.push(worker);
-    if (this.retired.length > this.options.historyLimit) {
-      const forgotten = this.retired.shift();
-      if (forgotten !== undefined) this.hooks.forgotten?.(forgotten.id);
+    for (const forgotten of this.retired.splice(0, this.retired.length - this.options.historyLimit)) {
+      this.hooks.forgotten?.(forgotten.id);
     }
     this.hooks.resized?.(this.live.size, { retired: worker.id, reason });
   }
