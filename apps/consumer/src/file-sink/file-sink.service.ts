@@ -6,10 +6,10 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { hostname } from 'node:os';
 import { join, resolve, sep } from 'node:path';
 import { ConfigValidationError, consumerConfig } from '@app/config';
+import { DirectorySyncer } from '@app/durable-fs';
 import { describeError } from '@app/observability';
 import { Dedupe, type DedupeTicket } from '../dedupe/dedupe';
 import type { WriteControl } from '../worker-pool/worker-pool.types';
-import { DirectorySyncer } from './directory-syncer';
 
 /** Staged files wait here, on the same file system, until the rename makes them complete. */
 export const STAGING_FOLDER = '.inflight';
