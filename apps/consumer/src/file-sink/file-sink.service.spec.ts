@@ -6,8 +6,10 @@ import { ConfigValidationError, readConsumerConfig } from '@app/config';
 import type { Dedupe } from '../dedupe/dedupe';
 import { DedupeService } from '../dedupe/dedupe.service';
 import { DisabledDedupe } from '../dedupe/disabled-dedupe';
+import fc from 'fast-check';
 import {
   DIRECTORY_SYNC_RETRY_MS,
+  compactTime,
   FileSinkService,
   PROBE_CACHE_MS,
   SinkWriteAbortedError,
@@ -363,5 +365,23 @@ describe('FileSinkService and the ledger', () => {
       .map((line) => JSON.parse(line) as { file?: string; abort?: string });
     expect(lines[1].abort).toBe(lines[0].file);
     expect(await dedupe.lookup(['a'])).toEqual(['write']);
+  });
+});
+
+describe('compactTime', () => {
+  const reference = (ms: number) => new Date(ms).toISOString().replace(/[-:.]/g, '');
+
+  it('is the ISO time without its separators, for any millisecond of years 1 to 9999', () => {
+    fc.assert(
+      fc.property(fc.integer({ min: -62_135_596_800_000, max: 253_402_300_799_999 }), (ms) => {
+        expect(compactTime(ms)).toBe(reference(ms));
+      }),
+    );
+  });
+
+  it('stays right from one millisecond to the next, across seconds, also before 1970', () => {
+    for (const start of [Date.UTC(2026, 11, 1, 23, 59, 59, 990), -1_010]) {
+      for (let ms = start; ms < start + 25; ms++) expect(compactTime(ms)).toBe(reference(ms));
+    }
   });
 });

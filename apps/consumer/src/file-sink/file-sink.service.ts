@@ -267,17 +267,27 @@ async function exists(path: string): Promise<boolean> {
   );
 }
 
+let compactSecond = Number.NaN;
+let compactSecondText = '';
 let lastCompactMs = Number.NaN;
 let lastCompactTime = '';
 
 /**
  * 2026-11-28T10:15:00.123Z -> 20261128T101500123Z: sortable, and safe in any file system.
- * Files named in the same millisecond share the string: formatting it cost more than the rest.
+ * Files named in the same millisecond share the string, and those of the same second share its
+ * formatted part: formatting the whole date for each file cost more than the rest of its name.
  */
-function compactTime(ms: number): string {
+export function compactTime(ms: number): string {
   if (ms !== lastCompactMs) {
+    const second = Math.floor(ms / 1000);
+    if (second !== compactSecond) {
+      compactSecond = second;
+      // 20261128T101500 of 2026-11-28T10:15:00.000Z
+      compactSecondText = new Date(second * 1000).toISOString().slice(0, 19).replace(/[-:]/g, '');
+    }
+    const millis = ms - second * 1000;
     lastCompactMs = ms;
-    lastCompactTime = new Date(ms).toISOString().replace(/[-:.]/g, '');
+    lastCompactTime = `${compactSecondText}${millis < 10 ? '00' : millis < 100 ? '0' : ''}${millis}Z`;
   }
   return lastCompactTime;
 }
