@@ -4,8 +4,8 @@ import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fa
 import type { ApiAppConfig } from '@app/config';
 import { createLogger } from '@app/observability';
 import { AppModule } from './app.module';
+import { acceptJsonBodies } from './body/json-body';
 import { serveOpenApi } from './docs/openapi';
-import { keepBodyOfKeyedRequests } from './idempotency/keyed-body';
 
 /** How often Node looks for requests past REQUEST_TIMEOUT_MS: a slow one closes at most this much later. */
 const CONNECTIONS_CHECKING_MS = 1_000;
@@ -33,9 +33,8 @@ export async function createApiApp(config: ApiAppConfig): Promise<NestFastifyApp
     // The ShutdownGate answers 503 with Retry-After while closing; Fastify's own 503 has none.
     return503OnClosing: false,
   });
-  // Only JSON is a body here: text/plain must be a 415, not a string that fails validation.
-  adapter.getInstance().removeContentTypeParser(['text/plain']);
-  keepBodyOfKeyedRequests(adapter.getInstance());
+  // Only JSON in UTF-8 is a body here: text/plain must be a 415, not a string that fails validation.
+  acceptJsonBodies(adapter.getInstance());
 
   const app = await NestFactory.create<NestFastifyApplication>(AppModule.forRoot(config), adapter, {
     logger: createLogger(runtime, 'api'),

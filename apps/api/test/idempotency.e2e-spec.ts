@@ -1,4 +1,5 @@
 import type { GetMessage } from 'amqplib';
+import { request as httpRequest } from 'node:http';
 import { IDEMPOTENCY_EXPIRES_HEADER, type ShardPacket } from '@app/contracts';
 import { shardQueueName } from '@app/sharding';
 import {
@@ -149,6 +150,24 @@ describe('Idempotency-Key (e2e, real RabbitMQ and Redis)', () => {
       const answer = await api.post(body(2, 'bad-key'), { [KEY]: key });
       expect(answer.statusCode).toBe(400);
       expect(answer.json()).toMatchObject({ message: expect.stringContaining('Idempotency-Key') });
+      expect(await queuedCount(prefix)).toBe(0);
+    });
+
+    it('answers 400 to a key sent twice, which Node would join into one valid-looking key', async () => {
+      const url = new URL('/message', await api.listen());
+      const status = await new Promise<number | undefined>((resolve, reject) => {
+        const post = httpRequest(url, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json', [KEY]: ['twice-a', 'twice-b'] },
+        });
+        post.on('response', (response) => {
+          response.resume();
+          resolve(response.statusCode);
+        });
+        post.on('error', reject);
+        post.end(JSON.stringify(body(2, 'twice')));
+      });
+      expect(status).toBe(400);
       expect(await queuedCount(prefix)).toBe(0);
     });
 

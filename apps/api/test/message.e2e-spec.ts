@@ -1,4 +1,5 @@
 import type { GetMessage } from 'amqplib';
+import { gzipSync } from 'node:zlib';
 import {
   ENTRIES_PATTERN,
   SHARDS_COUNT_HEADER,
@@ -21,7 +22,7 @@ interface Rejection {
   name: string;
   status: number;
   headers: Record<string, string>;
-  payload: string;
+  payload: string | Buffer;
   /** The 400's messages, when the case is about them. */
   messages?: string[];
 }
@@ -151,7 +152,20 @@ describe('POST /message against RabbitMQ (e2e)', () => {
       { name: 'text/plain', status: 415, headers: { ...AUTH, 'content-type': 'text/plain' }, payload: json },
       { name: 'a form', status: 415, headers: { ...AUTH, 'content-type': form }, payload: 'a=1' },
       { name: 'no content type', status: 415, headers: { ...AUTH, 'content-type': '' }, payload: json },
+      { name: 'gzip JSON', status: 415, headers: { ...AUTH, 'content-encoding': 'gzip' }, payload: gzipSync(json) },
+      {
+        name: 'JSON in UTF-16',
+        status: 415,
+        headers: { ...AUTH, 'content-type': 'application/json; charset=utf-16le' },
+        payload: Buffer.from(json, 'utf16le'),
+      },
       { name: 'a body over MAX_BODY_BYTES', status: 413, headers: AUTH, payload: oversized },
+      {
+        name: 'gzip JSON over MAX_BODY_BYTES (415 before 413)',
+        status: 415,
+        headers: { ...AUTH, 'content-encoding': 'gzip' },
+        payload: oversized,
+      },
       {
         name: 'text/plain over MAX_BODY_BYTES with a valid token (415 before 413)',
         status: 415,
@@ -171,6 +185,12 @@ describe('POST /message against RabbitMQ (e2e)', () => {
         payload: JSON.stringify(tooManyInvalid),
       },
       { name: 'malformed JSON', status: 400, headers: AUTH, payload: '[{"timestamp":' },
+      {
+        name: 'bytes that are not UTF-8 in a value',
+        status: 400,
+        headers: AUTH,
+        payload: Buffer.concat([Buffer.from(json.slice(0, -2)), Buffer.from([0xff, 0xfe]), Buffer.from('"}]')]),
+      },
       { name: 'a JSON object', status: 400, headers: AUTH, payload: JSON.stringify(valid[0]) },
       { name: 'an empty array', status: 400, headers: AUTH, payload: '[]' },
       {
@@ -188,6 +208,19 @@ describe('POST /message against RabbitMQ (e2e)', () => {
         expect(response.json()).toEqual({ statusCode: 400, error: 'Bad Request', message: messages });
       }
       expect(await queuedMessages()).toBe(before);
+    });
+
+    it('says what to change: send the body uncompressed, in UTF-8', async () => {
+      const gzip = await api.post(gzipSync(json), { ...AUTH, 'content-encoding': 'gzip' });
+      expect(gzip.json()).toMatchObject({
+        statusCode: 415,
+        message: 'Content-Encoding gzip is not supported: send the JSON body uncompressed',
+      });
+      const latin1 = await api.post(
+        Buffer.from('[{"timestamp":"2019-10-12T08:10:50Z","value":"caf\xe9"}]', 'latin1'),
+        AUTH,
+      );
+      expect(latin1.json()).toMatchObject({ statusCode: 400, message: 'the body is not valid UTF-8' });
     });
 
     it('and nothing turns up later: a valid request after them finds only its own entries', async () => {
@@ -231,6 +264,7 @@ describe('POST /message against RabbitMQ (e2e)', () => {
     it.each([
       ['no token, text/plain, over MAX_BODY_BYTES', { 'content-type': 'text/plain' }, 401],
       ['a valid token, text/plain, over MAX_BODY_BYTES', { ...AUTH, 'content-type': 'text/plain' }, 415],
+      ['a valid token, gzip JSON, over MAX_BODY_BYTES', { ...AUTH, 'content-encoding': 'gzip' }, 415],
       ['a valid token, JSON, over MAX_BODY_BYTES', AUTH, 413],
     ])('%s: %d from the head alone', async (_case, headers, status) => {
       expect(await statusOfHead(MAX_BODY_BYTES + 1, headers)).toBe(status);

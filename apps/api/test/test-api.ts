@@ -37,13 +37,13 @@ export class TestApi {
     return this.app.inject(options);
   }
 
-  /** POSTs `body` (serialised unless it is a string) to /message as JSON. */
+  /** POSTs `body` (serialised unless it is a string or bytes) to /message as JSON. */
   post(body: unknown, headers: Record<string, string> = {}): Promise<Response> {
     return this.request({
       method: 'POST',
       url: '/message',
       headers: { 'content-type': 'application/json', ...headers },
-      payload: typeof body === 'string' ? body : JSON.stringify(body),
+      payload: typeof body === 'string' || Buffer.isBuffer(body) ? body : JSON.stringify(body),
     });
   }
 

@@ -252,5 +252,13 @@ describe('consumer end to end (real api, consumer, RabbitMQ and disk)', () => {
     const badDir = pipeline.spawn('consumer', { DATA_OUTPUT_DIR: file, CONSUMER_PORT: '0' });
     expect(await badDir.waitForExit()).toBe(1);
     expect(badDir.logs).toMatch(/configuration error: Invalid DATA_OUTPUT_DIR=".*a-file": expected a writable folder/);
+
+    // Root ignores permissions, so /proc is where a root user meets an unwritable path; Node's own
+    // recursive mkdir spun there for ever and the consumer never started nor stopped.
+    const underProc = pipeline.spawn('consumer', { DATA_OUTPUT_DIR: '/proc/no-such-folder/data', CONSUMER_PORT: '0' });
+    expect(await underProc.waitForExit()).toBe(1);
+    expect(underProc.logs).toMatch(
+      /configuration error: Invalid DATA_OUTPUT_DIR="\/proc\/no-such-folder\/data": expected a writable folder \(ENOENT/,
+    );
   });
 });

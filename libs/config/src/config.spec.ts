@@ -104,6 +104,10 @@ describe('configuration', () => {
       'Invalid QUEUE_TYPE="stream": expected one of classic, quorum',
     ],
     [() => readRabbitmqConfig({ QUEUE_PREFIX: 'a b' }), 'Invalid QUEUE_PREFIX="a b"'],
+    [
+      () => readRabbitmqConfig({ QUEUE_PREFIX: 'amq.orders' }),
+      'Invalid QUEUE_PREFIX="amq.orders": expected a prefix not starting with "amq.", which RabbitMQ reserves',
+    ],
     [() => readApiConfig({ API_PORT: '70000' }), 'Invalid API_PORT="70000": expected a whole number from 0 to 65535'],
     [() => readApiConfig({ MAX_ENTRIES: 'many' }), 'Invalid MAX_ENTRIES="many"'],
     [

@@ -132,6 +132,10 @@ export function readQueuePrefix(env: Env, name: string, fallback: string): strin
       'expected 1 to 200 characters of letters, digits, ".", "_", ":" or "-", starting with a letter or digit',
     );
   }
+  // RabbitMQ refuses to declare such queues (403 ACCESS_REFUSED): the apps would run, retrying for ever.
+  if (value.toLowerCase().startsWith('amq.')) {
+    throw new ConfigValidationError(name, value, 'expected a prefix not starting with "amq.", which RabbitMQ reserves');
+  }
   return value;
 }
 

@@ -1,9 +1,11 @@
 import fc from 'fast-check';
 import {
   ENTRIES_PATTERN,
+  IDEMPOTENCY_EXPIRES_HEADER,
   PermanentMessageError,
   SHARD_MESSAGE_MAX_BYTES,
   SHARD_MESSAGE_MAX_ENTRIES,
+  SHARDS_COUNT_HEADER,
   ShardMismatchError,
   type WireEntry,
   decodeShardPacket,
@@ -35,6 +37,16 @@ const entries = (count: number, valueLength: number): WireEntry[] =>
     timestamp: timestampOfShard3(i),
     value: 'v'.repeat(valueLength),
   }));
+
+describe('the wire names', () => {
+  // An api and a consumer of different releases share a broker during a rolling upgrade: a renamed
+  // pattern or header would make the consumer skip its SHARDS_COUNT check or its ledger look-up.
+  it('keeps the pattern and header names every release reads', () => {
+    expect(ENTRIES_PATTERN).toBe('entries.v1');
+    expect(SHARDS_COUNT_HEADER).toBe('x-shards-count');
+    expect(IDEMPOTENCY_EXPIRES_HEADER).toBe('x-idempotency-expires');
+  });
+});
 
 describe('encodeShardPacket', () => {
   it('writes exactly what JSON.stringify writes of the packet, which decodeShardPacket reads back', () => {

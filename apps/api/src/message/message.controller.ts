@@ -111,7 +111,11 @@ export class MessageController {
     description: 'Body over MAX_BODY_BYTES, or more than MAX_ENTRIES entries.',
     schema: NEST_ERROR,
   })
-  @ApiUnsupportedMediaTypeResponse({ description: 'The body is not application/json.', schema: NEST_ERROR })
+  @ApiUnsupportedMediaTypeResponse({
+    description:
+      'The body is not application/json, has a charset other than UTF-8, or is compressed (Content-Encoding).',
+    schema: NEST_ERROR,
+  })
   @ApiRequestTimeoutResponse({
     description: 'The request did not fully arrive within REQUEST_TIMEOUT_MS; the connection is closed.',
     schema: NEST_ERROR,
@@ -138,7 +142,7 @@ export class MessageController {
     @Res({ passthrough: true }) reply: FastifyReply,
   ): Promise<AcceptedEntries> {
     // Read after the body's validation: a bad key is a 400, after any 413 for too many entries.
-    const key = readIdempotencyKey(request.headers['idempotency-key']);
+    const key = readIdempotencyKey(request.raw);
     if (key === undefined) return this.ingest.accept(entries);
     const { answer, replayed } = await this.idempotency.run(key, request.keyedBody ?? '', (attempt) =>
       this.ingest.accept(entries, attempt),

@@ -83,4 +83,57 @@ describe('BatchBuffer', () => {
     expect(batch.discard((n) => n % 2 === 0)).toBe(1);
     expect(batch.take(true)).toEqual([7, 9]);
   });
+
+  it('is never due when empty, not even forced: a shutdown writes no empty batch file', () => {
+    const { batch } = makeBatch(1);
+    expect(batch.isDue(true)).toBe(false);
+    batch.add([1]);
+    batch.take();
+    expect(batch.isDue(true)).toBe(false);
+  });
+
+  it("keeps each waiting entry's own age after a put-back", () => {
+    const { batch, advance } = makeBatch(2, 100);
+    batch.add([1]);
+    advance(10);
+    batch.add([2]);
+    advance(10);
+    batch.add([3]);
+    const taken = batch.take();
+    advance(10);
+    batch.putBack(taken);
+    expect(batch.take()).toEqual([1, 2]);
+    // 3 arrived at 20 and it is now 30: due in 90 ms, not counted from an earlier entry's arrival.
+    expect(batch.msUntilDue()).toBe(90);
+  });
+
+  it("keeps each kept entry's own age after a discard", () => {
+    const { batch, advance } = makeBatch(10, 100);
+    batch.add([1]);
+    advance(50);
+    batch.add([2]);
+    batch.discard((n) => n === 1);
+    expect(batch.msUntilDue()).toBe(100);
+    advance(99);
+    expect(batch.isDue()).toBe(false);
+    advance(1);
+    expect(batch.take()).toEqual([2]);
+  });
+
+  it('keeps order and ages across the compaction of a long-lived buffer', () => {
+    const { batch, advance } = makeBatch(10, 1000);
+    const all = Array.from({ length: 3000 }, (_, i) => i);
+    batch.add(all.slice(0, 2000));
+    const seen: number[] = [];
+    for (let i = 0; i < 150; i++) seen.push(...batch.take());
+    advance(400);
+    batch.add(all.slice(2000));
+    const failed = batch.take();
+    batch.putBack(failed);
+    // 1,500 taken, then 500 old entries (ages 400 ms) and 1,000 new ones wait behind the put-back.
+    while (batch.length > 1000) seen.push(...batch.take());
+    expect(batch.msUntilDue()).toBe(1000);
+    while (batch.length > 0) seen.push(...batch.take(true));
+    expect(seen).toEqual(all);
+  });
 });

@@ -1,6 +1,6 @@
 import { Inject, Injectable, Logger, type OnApplicationShutdown, type OnModuleInit, Optional } from '@nestjs/common';
 import { type ConfigType } from '@nestjs/config';
-import { mkdir, stat } from 'node:fs/promises';
+import { stat } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { ConfigValidationError, consumerConfig } from '@app/config';
 import { IDEMPOTENCY_EXPIRES_HEADER } from '@app/contracts';
@@ -19,6 +19,7 @@ import { LedgerIndex, type LedgerRecord } from './ledger-index';
 import { sweepForeignSegments } from './ledger-janitor';
 import { type WriterLiveness, localHost, writerLiveness } from './ledger-segment-name';
 import { type LedgerTicket, LedgerWriter, type OwnSegment } from './ledger-writer';
+import { makeFolder } from '../common/make-folder';
 
 /** What a lookup decides for one id. */
 export type Verdict = 'skip' | 'write';
@@ -72,7 +73,7 @@ export class DedupeService extends Dedupe implements OnModuleInit, OnApplication
   /** Makes the ledger folder, deletes what writers that are gone left and can no longer matter, starts the timers. */
   async onModuleInit(): Promise<void> {
     try {
-      await mkdir(this.ledgerDir, { recursive: true });
+      await makeFolder(this.ledgerDir);
     } catch (error) {
       throw new ConfigValidationError(
         'DATA_OUTPUT_DIR',

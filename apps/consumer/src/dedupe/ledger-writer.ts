@@ -1,9 +1,10 @@
 import { Logger } from '@nestjs/common';
-import { type FileHandle, mkdir, open, unlink } from 'node:fs/promises';
+import { type FileHandle, open, unlink } from 'node:fs/promises';
 import { describeError } from '@app/observability';
 import type { DedupeClock } from './dedupe-clock';
 import { SEGMENT_MAX_AGE_MS, SEGMENT_MAX_IDS, SEGMENT_MAX_RECORDS, UNSETTLED_KEEP_MS } from './dedupe.constants';
 import { formatSegmentName } from './ledger-segment-name';
+import { makeFolder } from '../common/make-folder';
 
 /** One of this process's segments, and what keeps it on disk. */
 export class OwnSegment {
@@ -201,7 +202,7 @@ export class LedgerWriter {
     segment.handle = await open(segment.path, 'a').catch(async (error: NodeJS.ErrnoException) => {
       // The folder was removed under us: make it again rather than fail every batch.
       if (error.code !== 'ENOENT') throw error;
-      await mkdir(this.options.dir, { recursive: true });
+      await makeFolder(this.options.dir);
       return open(segment.path, 'a');
     });
     this.segments.add(segment);

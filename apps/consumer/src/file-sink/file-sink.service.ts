@@ -1,7 +1,7 @@
 import { Inject, Injectable, Logger, type OnModuleInit } from '@nestjs/common';
 import { type ConfigType } from '@nestjs/config';
 import { randomBytes } from 'node:crypto';
-import { mkdir, open, readdir, rename, stat, unlink } from 'node:fs/promises';
+import { open, readdir, rename, stat, unlink } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { hostname } from 'node:os';
 import { join, resolve, sep } from 'node:path';
@@ -10,6 +10,7 @@ import { DirectorySyncer } from '@app/durable-fs';
 import { describeError } from '@app/observability';
 import { Dedupe, type DedupeTicket } from '../dedupe/dedupe';
 import type { WriteControl } from '../worker-pool/worker-pool.types';
+import { makeFolder } from '../common/make-folder';
 
 /** Staged files wait here, on the same file system, until the rename makes them complete. */
 export const STAGING_FOLDER = '.inflight';
@@ -216,7 +217,7 @@ export class FileSinkService implements OnModuleInit {
     const handle = await open(path, 'w').catch(async (error: NodeJS.ErrnoException) => {
       // The folder was removed under us: make it again rather than fail every batch.
       if (error.code !== 'ENOENT') throw error;
-      await mkdir(this.staging, { recursive: true });
+      await makeFolder(this.staging);
       return open(path, 'w');
     });
     try {
@@ -229,7 +230,7 @@ export class FileSinkService implements OnModuleInit {
 
   /** Stages a file and renames it into the folder, as a batch write does, then removes it; leaves nothing behind. */
   private async probe(): Promise<void> {
-    await mkdir(this.staging, { recursive: true });
+    await makeFolder(this.staging);
     const name = `${this.host}~${process.pid}~${this.processTag}-probe-${++this.sequence}.tmp`;
     const staged = join(this.staging, name);
     await this.stage(staged, 'probe\n');
