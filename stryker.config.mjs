@@ -41,10 +41,10 @@ export const groups = {
   'file-sink': {
     files: [
       'apps/consumer/src/file-sink/file-sink.service.ts',
-      'apps/consumer/src/file-sink/directory-syncer.ts',
-      'apps/consumer/src/common/fresh-run.ts',
+      'libs/durable-fs/src/directory-syncer.ts',
+      'libs/durable-fs/src/fresh-run.ts',
     ],
-    specs: ['apps/consumer/src/file-sink/file-sink.service.spec.ts'],
+    specs: ['apps/consumer/src/file-sink/file-sink.service.spec.ts', 'libs/durable-fs/src/directory-syncer.spec.ts'],
   },
   'worker-pool': {
     files: ['apps/consumer/src/worker-pool/worker-pool.ts'],

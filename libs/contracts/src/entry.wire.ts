@@ -1,5 +1,5 @@
-import { isRfc3339DateTime } from '@app/rfc3339';
-import { shardOf } from '@app/sharding';
+import { parseRfc3339Seconds } from '@app/rfc3339';
+import { shardOfSeconds } from '@app/sharding';
 
 /** The event pattern of every shard message; bump it when the payload changes shape. */
 export const ENTRIES_PATTERN = 'entries.v1';
@@ -72,13 +72,15 @@ function decodeEntry(value: unknown, index: number, shard: number, shardsCount: 
   if (typeof id !== 'string' || id.length === 0) {
     throw new PermanentMessageError(`entry ${index} has no id`);
   }
-  if (!isRfc3339DateTime(timestamp)) {
+  // Parsed once, for the check and for the shard.
+  const seconds = typeof timestamp === 'string' ? parseRfc3339Seconds(timestamp) : null;
+  if (typeof timestamp !== 'string' || seconds === null) {
     throw new PermanentMessageError(`entry ${index} has no valid timestamp`);
   }
   if (payload !== undefined && typeof payload !== 'string') {
     throw new PermanentMessageError(`entry ${index} has a value that is not a string`);
   }
-  const entryShard = shardOf(timestamp, shardsCount);
+  const entryShard = shardOfSeconds(seconds, shardsCount);
   if (entryShard !== shard) {
     throw new ShardMismatchError(
       `entry ${index} (${timestamp}) belongs to shard ${entryShard} of ${shardsCount}, not ${shard}: do the apps agree on SHARDS_COUNT?`,

@@ -10,10 +10,10 @@ import { open, rename, mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { type Channel, type ConsumeMessage, connect } from 'amqplib';
 import { readConsumerAppConfig } from '@app/config';
+// The consumer's own class (a framework-free lib), so that both writers make renames durable the same way.
+import { DirectorySyncer } from '@app/durable-fs';
 import { assertTopology } from '@app/rabbitmq';
 import { shardQueueName } from '@app/sharding';
-// The consumer's own class, so that both writers make renames durable the same way.
-import { DirectorySyncer } from '../../../apps/consumer/src/file-sink/directory-syncer';
 
 const { rabbitmq, consumer } = readConsumerAppConfig();
 const { queuePrefix: prefix, shardsCount: shards } = rabbitmq;

@@ -1,6 +1,6 @@
 import { Logger } from '@nestjs/common';
 import { open, readdir } from 'node:fs/promises';
-import { FreshRun } from '../common/fresh-run';
+import { FreshRun } from '@app/durable-fs';
 import { type SegmentName, parseSegmentName } from './ledger-segment-name';
 
 /** One line `file holds ids` of some writer's segment, as read back. */

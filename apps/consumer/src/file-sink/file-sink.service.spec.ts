@@ -15,9 +15,10 @@ import { ConfigValidationError, readConsumerConfig } from '@app/config';
 import type { Dedupe } from '../dedupe/dedupe';
 import { DedupeService } from '../dedupe/dedupe.service';
 import { DisabledDedupe } from '../dedupe/disabled-dedupe';
-import { DirectorySyncer } from './directory-syncer';
+import fc from 'fast-check';
 import {
   DIRECTORY_SYNC_RETRY_MS,
+  compactTime,
   FileSinkService,
   PROBE_CACHE_MS,
   SinkWriteAbortedError,
@@ -567,112 +568,6 @@ describe('FileSinkService durability order', () => {
   });
 });
 
-describe('DirectorySyncer', () => {
-  function controlled() {
-    const started: Array<{ resolve: () => void; reject: (error: Error) => void }> = [];
-    const syncer = new DirectorySyncer(
-      '/x',
-      () => new Promise<void>((resolve, reject) => started.push({ resolve, reject })),
-    );
-    return { syncer, started };
-  }
-
-  it('shares one fsync among callers that arrive while one runs, and always starts one after the call', async () => {
-    const { syncer, started } = controlled();
-    const first = syncer.sync();
-    const second = syncer.sync();
-    const third = syncer.sync();
-    expect(started).toHaveLength(1);
-    started[0].resolve();
-    await first;
-    await new Promise(setImmediate);
-    expect(started).toHaveLength(2);
-    started[1].resolve();
-    await Promise.all([second, third]);
-    expect(started).toHaveLength(2);
-  });
-
-  it('does not resolve a caller that arrived during a running fsync until the next one is done', async () => {
-    const { syncer, started } = controlled();
-    void syncer.sync();
-    let lateDone = false;
-    const late = syncer.sync().then(() => (lateDone = true));
-    started[0].resolve();
-    await new Promise(setImmediate);
-    expect(lateDone).toBe(false);
-    started[1].resolve();
-    await late;
-    expect(lateDone).toBe(true);
-  });
-
-  it('rejects the callers of a failed fsync, but not those waiting for the next one, and starts afresh after', async () => {
-    const { syncer, started } = controlled();
-    const first = syncer.sync();
-    const second = syncer.sync();
-    started[0].reject(new Error('EIO'));
-    await expect(first).rejects.toThrow('EIO');
-    await new Promise(setImmediate);
-    expect(started).toHaveLength(2);
-    started[1].resolve();
-    await expect(second).resolves.toBeUndefined();
-    const third = syncer.sync();
-    expect(started).toHaveLength(3);
-    started[2].resolve();
-    await expect(third).resolves.toBeUndefined();
-  });
-
-  it('makes a caller that arrives during a later fsync wait for a fresh one, after earlier callers shared one', async () => {
-    const { syncer, started } = controlled();
-    void syncer.sync();
-    const shared = syncer.sync();
-    started[0].resolve();
-    await new Promise(setImmediate);
-    started[1].resolve();
-    await shared;
-    void syncer.sync();
-    expect(started).toHaveLength(3);
-    let lateDone = false;
-    const late = syncer.sync().then(() => (lateDone = true));
-    await new Promise(setImmediate);
-    expect(lateDone).toBe(false);
-    started[2].resolve();
-    await new Promise(setImmediate);
-    expect(started).toHaveLength(4);
-    expect(lateDone).toBe(false);
-    started[3].resolve();
-    await late;
-  });
-
-  it('by default opens the folder read-only, fsyncs it and closes it, also when the fsync fails', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'syncer-'));
-    try {
-      const events: string[] = [];
-      let fail = false;
-      jest.spyOn(fsp, 'open').mockImplementation(async (...args: Parameters<typeof fsp.open>) => {
-        events.push(`open ${String(args[1])}`);
-        const handle = await realOpen(...args);
-        const close = handle.close.bind(handle);
-        jest.spyOn(handle, 'sync').mockImplementation(async () => {
-          events.push('sync');
-          if (fail) throw new Error('EIO');
-        });
-        jest.spyOn(handle, 'close').mockImplementation(async () => {
-          events.push('close');
-          return close();
-        });
-        return handle;
-      });
-      await new DirectorySyncer(dir).sync();
-      fail = true;
-      await expect(new DirectorySyncer(dir).sync()).rejects.toThrow('EIO');
-      expect(events).toEqual(['open r', 'sync', 'close', 'open r', 'sync', 'close']);
-    } finally {
-      jest.restoreAllMocks();
-      rmSync(dir, { recursive: true, force: true });
-    }
-  });
-});
-
 describe('FileSinkService and the ledger', () => {
   let dir: string;
   let dedupe: DedupeService;
@@ -733,5 +628,23 @@ describe('FileSinkService and the ledger', () => {
       .map((line) => JSON.parse(line) as { file?: string; abort?: string });
     expect(lines[1].abort).toBe(lines[0].file);
     expect(await dedupe.lookup(['a'])).toEqual(['write']);
+  });
+});
+
+describe('compactTime', () => {
+  const reference = (ms: number) => new Date(ms).toISOString().replace(/[-:.]/g, '');
+
+  it('is the ISO time without its separators, for any millisecond of years 1 to 9999', () => {
+    fc.assert(
+      fc.property(fc.integer({ min: -62_135_596_800_000, max: 253_402_300_799_999 }), (ms) => {
+        expect(compactTime(ms)).toBe(reference(ms));
+      }),
+    );
+  });
+
+  it('stays right from one millisecond to the next, across seconds, also before 1970', () => {
+    for (const start of [Date.UTC(2026, 11, 1, 23, 59, 59, 990), -1_010]) {
+      for (let ms = start; ms < start + 25; ms++) expect(compactTime(ms)).toBe(reference(ms));
+    }
   });
 });

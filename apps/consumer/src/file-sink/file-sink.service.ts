@@ -6,10 +6,10 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { hostname } from 'node:os';
 import { join, resolve, sep } from 'node:path';
 import { ConfigValidationError, consumerConfig } from '@app/config';
+import { DirectorySyncer } from '@app/durable-fs';
 import { describeError } from '@app/observability';
 import { Dedupe, type DedupeTicket } from '../dedupe/dedupe';
 import type { WriteControl } from '../worker-pool/worker-pool.types';
-import { DirectorySyncer } from './directory-syncer';
 import { makeFolder } from '../common/make-folder';
 
 /** Staged files wait here, on the same file system, until the rename makes them complete. */
@@ -268,17 +268,27 @@ async function exists(path: string): Promise<boolean> {
   );
 }
 
+let compactSecond = Number.NaN;
+let compactSecondText = '';
 let lastCompactMs = Number.NaN;
 let lastCompactTime = '';
 
 /**
  * 2026-11-28T10:15:00.123Z -> 20261128T101500123Z: sortable, and safe in any file system.
- * Files named in the same millisecond share the string: formatting it cost more than the rest.
+ * Files named in the same millisecond share the string, and those of the same second share its
+ * formatted part: formatting the whole date for each file cost more than the rest of its name.
  */
-function compactTime(ms: number): string {
+export function compactTime(ms: number): string {
   if (ms !== lastCompactMs) {
+    const second = Math.floor(ms / 1000);
+    if (second !== compactSecond) {
+      compactSecond = second;
+      // 20261128T101500 of 2026-11-28T10:15:00.000Z
+      compactSecondText = new Date(second * 1000).toISOString().slice(0, 19).replace(/[-:]/g, '');
+    }
+    const millis = ms - second * 1000;
     lastCompactMs = ms;
-    lastCompactTime = new Date(ms).toISOString().replace(/[-:.]/g, '');
+    lastCompactTime = `${compactSecondText}${millis < 10 ? '00' : millis < 100 ? '0' : ''}${millis}Z`;
   }
   return lastCompactTime;
 }

@@ -292,9 +292,13 @@ export class ShardRuntime {
       ? job.items
       : job.items.filter((item) => this.channel.isCurrent(item.delivery.generation));
     if (items.length === 0) return;
+    const lines: string[] = [];
+    const ids: string[] = [];
     const holders: Delivery[] = [];
     let exp = 0;
-    for (const { delivery } of items) {
+    for (const { id, line, delivery } of items) {
+      lines.push(line);
+      ids.push(id);
       // A delivery's entries sit together, so comparing with the last one drops nearly every repeat
       // (one left after a put-back costs nothing: holding and checking are idempotent).
       if (holders[holders.length - 1] === delivery) continue;
@@ -303,7 +307,7 @@ export class ShardRuntime {
     }
     const file = await this.deps.sink.write(
       job.workerId,
-      items.map((item) => item.line),
+      lines,
       {
         signal: job.signal,
         commit: () => {
@@ -311,7 +315,7 @@ export class ShardRuntime {
           job.commit();
         },
       },
-      { ids: items.map((item) => item.id), exp, holders },
+      { ids, exp, holders },
     );
     const entries = items.length;
     this.logger.log(
@@ -329,15 +333,25 @@ export class ShardRuntime {
 /** The pool's events as the shard's metrics. */
 function poolMetrics(metrics: ConsumerMetrics, shard: number) {
   const labels = { shard: String(shard) };
+  // One label object per worker, made once rather than spread for every batch.
+  const workerLabels = new Map<string, { shard: string; worker: string }>();
   return {
     written: (items: readonly PendingEntry[], worker: string, ms: number) => {
-      metrics.entriesWritten.inc({ ...labels, worker }, items.length);
+      let byWorker = workerLabels.get(worker);
+      if (byWorker === undefined) {
+        byWorker = { ...labels, worker };
+        workerLabels.set(worker, byWorker);
+      }
+      metrics.entriesWritten.inc(byWorker, items.length);
       metrics.batchWriteSeconds.observe(labels, ms / 1000);
     },
     resized: (size: number, { reason }: { reason?: string }) => {
       metrics.activeWorkers.set(labels, size);
       if (reason === 'timeout') metrics.workerTimeouts.inc(labels);
     },
-    forgotten: (worker: string) => metrics.entriesWritten.remove({ ...labels, worker }),
+    forgotten: (worker: string) => {
+      workerLabels.delete(worker);
+      metrics.entriesWritten.remove({ ...labels, worker });
+    },
   };
 }

@@ -79,6 +79,8 @@ export class WorkerPool<T> {
   private closed = false;
   private writtenSinceReport = false;
   private wakeTimer?: NodeJS.Timeout;
+  /** When wakeTimer fires (epoch ms). */
+  private wakeAt = 0;
   private reportTimer?: NodeJS.Timeout;
 
   constructor(
@@ -205,8 +207,6 @@ export class WorkerPool<T> {
 
   private pump(): void {
     if (this.closed) return;
-    clearTimeout(this.wakeTimer);
-    this.wakeTimer = undefined;
     const now = Date.now();
     if (now < this.retryAt) {
       this.wakeIn(this.retryAt - now);
@@ -247,10 +247,12 @@ export class WorkerPool<T> {
       this.options.timeoutMs,
     );
     this.writeTimers.add(timer);
+    // Mapped once: the writer and the `written` hook get the same array.
+    const items = slots.map((slot) => slot.item);
     const write = (async () =>
       this.writer({
         workerId: worker.id,
-        items: slots.map((slot) => slot.item),
+        items,
         signal: controller.signal,
         commit: () => {
           job.committed = true;
@@ -258,8 +260,8 @@ export class WorkerPool<T> {
       }))();
     write
       .then(
-        () => this.settle(worker, slots, job, timer, startedAt),
-        (error: unknown) => this.settle(worker, slots, job, timer, startedAt, error),
+        () => this.settle(worker, slots, items, job, timer, startedAt),
+        (error: unknown) => this.settle(worker, slots, items, job, timer, startedAt, error),
       )
       .catch((error: unknown) => this.logger.error(`settling a batch of worker ${worker.id}: ${describeError(error)}`));
   }
@@ -267,6 +269,7 @@ export class WorkerPool<T> {
   private settle(
     worker: Worker,
     slots: Slot<T>[],
+    items: readonly T[],
     job: Job,
     timer: NodeJS.Timeout,
     startedAt: number,
@@ -281,7 +284,7 @@ export class WorkerPool<T> {
       worker.processed += slots.length;
       this.failures = 0;
       this.writtenSinceReport = true;
-      this.onWritten(worker, slots, Date.now() - startedAt);
+      this.onWritten(worker, slots, items, Date.now() - startedAt);
     } else if (this.closed) {
       // Nothing takes the batch again after close(): its add() calls end as close() ends the others.
       for (const { ticket } of slots) this.settleTicket(ticket, 'discarded');
@@ -301,14 +304,10 @@ export class WorkerPool<T> {
   }
 
   /** An add() resolves when the last of its items is written, which may be several batches later. */
-  private onWritten(worker: Worker, slots: Slot<T>[], ms: number): void {
+  private onWritten(worker: Worker, slots: Slot<T>[], items: readonly T[], ms: number): void {
     if (this.hooks.written !== undefined) {
       try {
-        this.hooks.written(
-          slots.map((slot) => slot.item),
-          worker.id,
-          ms,
-        );
+        this.hooks.written(items, worker.id, ms);
       } catch (hookError) {
         this.logger.error(`after worker ${worker.id} wrote ${slots.length} entries: ${describeError(hookError)}`);
       }
@@ -393,9 +392,20 @@ export class WorkerPool<T> {
     this.hooks.resized?.(this.live.size, { retired: worker.id, reason });
   }
 
+  /**
+   * Runs pump() again in `ms`. A timer already set to fire no later is kept (pump() looks again
+   * when it fires): pump() runs on every add and every settled write, and re-arming a timer each
+   * time showed in the drain's profile.
+   */
   private wakeIn(ms: number): void {
+    const at = Date.now() + ms;
+    if (this.wakeTimer !== undefined && this.wakeAt <= at) return;
     clearTimeout(this.wakeTimer);
-    this.wakeTimer = setTimeout(() => this.pump(), ms);
+    this.wakeAt = at;
+    this.wakeTimer = setTimeout(() => {
+      this.wakeTimer = undefined;
+      this.pump();
+    }, ms);
   }
 
   private settleIdleWaiters(): void {

@@ -1,5 +1,5 @@
 import { open } from 'node:fs/promises';
-import { FreshRun } from '../common/fresh-run';
+import { FreshRun } from './fresh-run';
 
 async function fsyncDirectory(path: string): Promise<void> {
   const handle = await open(path, 'r');

@@ -1,0 +1,2 @@
+export * from './directory-syncer';
+export * from './fresh-run';
