@@ -56,7 +56,7 @@ export const groups = {
   },
   shard: {
     files: ['apps/consumer/src/shard/shard-runtime.ts', 'apps/consumer/src/shard/shard-channel.ts'],
-    specs: ['apps/consumer/src/shard/shard-runtime.spec.ts'],
+    specs: ['apps/consumer/src/shard/shard-runtime.spec.ts', 'apps/consumer/src/shard/shard-channel.spec.ts'],
   },
 };
 

@@ -13,3 +13,5 @@ export * from './node-process';
 export * from './slow-client';
 export * from './rabbitmq-cluster';
 export * from './redis';
+export * from './fake-amqp';
+export * from './deferred';

@@ -130,7 +130,8 @@ export class MessageController {
   })
   @ApiServiceUnavailableResponse({
     description:
-      'RabbitMQ is unreachable or did not confirm within PUBLISH_TIMEOUT_MS, the api is shutting down, or (for a ' +
+      'RabbitMQ is unreachable or did not confirm within PUBLISH_TIMEOUT_MS, the api is shutting down, the api is ' +
+      'busy (the body waited PUBLISH_TIMEOUT_MS for its turn), or (for a ' +
       'request with an Idempotency-Key) the Redis of REDIS_URL does not answer; send the request again later, ' +
       'with the same key.',
     headers: { 'Retry-After': { description: 'Seconds to wait before retrying', schema: { type: 'integer' } } },

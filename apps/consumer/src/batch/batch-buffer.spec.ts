@@ -46,6 +46,15 @@ describe('BatchBuffer', () => {
     expect(batch.msUntilDue()).toBe(1000);
   });
 
+  it('counts the age of entries added after the buffer was emptied from their own arrival', () => {
+    const { batch, advance } = makeBatch(5, 1000);
+    batch.add([1, 2]);
+    batch.take(true);
+    advance(300);
+    batch.add([3]);
+    expect(batch.msUntilDue()).toBe(1000);
+  });
+
   it('takes any partial batch when forced (shutdown)', () => {
     const { batch } = makeBatch(5);
     batch.add([1, 2]);

@@ -1,4 +1,4 @@
-import { Logger } from '@nestjs/common';
+import type { Logger } from '@nestjs/common';
 import type { ChannelWrapper, CreateChannelOpts } from 'amqp-connection-manager';
 import type { Channel, ConsumeMessage, Message } from 'amqplib';
 import { describeError } from '@app/observability';
@@ -15,9 +15,14 @@ export interface ChannelSource {
 export interface ShardChannelOptions {
   queue: string;
   prefetch: number;
-  /** Pause before a channel the broker closed (or whose consumer it cancelled) is opened again. */
-  reopenMs?: number;
 }
+
+/**
+ * Pause before a channel the broker closed (or whose consumer it cancelled) on a live connection
+ * is opened again: longer than amqp-connection-manager's reconnect delay, so that after a lost
+ * connection the manager's own reopen comes first.
+ */
+const CHANNEL_REOPEN_MS = RECONNECT_SECONDS * 1000 + 500;
 
 export interface ShardChannelHandlers {
   /** A delivery of the channel of `generation`: settle it with ack() or nack() and that generation. */
@@ -39,7 +44,6 @@ interface OpenChannel {
  * channel of its own generation, because a delivery tag means nothing on another channel.
  */
 export class ShardChannel {
-  private readonly logger: Logger;
   private wrapper?: Pick<ChannelWrapper, 'on' | 'close'>;
   private current?: OpenChannel;
   /** Counts channels: a delivery may only be settled while its channel's generation is current. */
@@ -61,13 +65,16 @@ export class ShardChannel {
     private readonly connection: ChannelSource,
     private readonly options: ShardChannelOptions,
     private readonly handlers: ShardChannelHandlers,
-    logger?: Logger,
-  ) {
-    this.logger = logger ?? new Logger(`ShardChannel ${options.queue}`);
-  }
+    /** The shard's logger: its lines are the operator's view of the channel. */
+    private readonly logger: Logger,
+  ) {}
 
-  /** Opens the channel and starts consuming (again after every reconnect). */
+  /**
+   * Opens the channel and starts consuming (again after every reconnect). A wrapper opened before
+   * is closed: one consumer per shard.
+   */
   open(): void {
+    const stale = this.wrapper;
     const token = {};
     this.wrapperToken = token;
     const wrapper = this.connection.createChannel({
@@ -83,6 +90,7 @@ export class ShardChannel {
     });
     wrapper.on('error', (error: Error) => this.logError(error));
     this.wrapper = wrapper;
+    stale?.close().catch((error: unknown) => this.logger.warn(`closing a stale channel: ${describeError(error)}`));
   }
 
   /** Whether a consumer is live on the queue right now. */
@@ -104,12 +112,13 @@ export class ShardChannel {
     this.resumeTimer = setTimeout(() => {
       this.resumeTimer = undefined;
       const open = this.current;
-      if (this.stopping || open === undefined || open.consumerTag !== undefined) return;
+      // stopConsuming() and close() clear this timer.
+      if (open === undefined || open.consumerTag !== undefined) return;
       this.consume(open).catch((error: Error) => this.logError(error));
     }, ms);
     const open = this.current;
-    const tag = open?.consumerTag;
-    if (open === undefined || tag === undefined) return;
+    if (open?.consumerTag === undefined) return;
+    const tag = open.consumerTag;
     this.lostConsumer(open);
     open.channel
       .cancel(tag)
@@ -258,16 +267,12 @@ export class ShardChannel {
   private scheduleReopen(): void {
     if (this.stopping) return;
     clearTimeout(this.reopenTimer);
-    this.reopenTimer = setTimeout(
-      () => {
-        if (this.stopping || this.current !== undefined || !this.connection.isConnected()) return;
-        if (this.failing) this.logger.debug(`reopening the channel of ${this.options.queue}`);
-        else this.logger.warn(`reopening the channel of ${this.options.queue}`);
-        const stale = this.wrapper;
-        this.open();
-        stale?.close().catch((error: unknown) => this.logger.warn(`closing a stale channel: ${describeError(error)}`));
-      },
-      this.options.reopenMs ?? RECONNECT_SECONDS * 1000 + 500,
-    );
+    this.reopenTimer = setTimeout(() => {
+      // stopConsuming() and close() clear this timer.
+      if (this.current !== undefined || !this.connection.isConnected()) return;
+      if (this.failing) this.logger.debug(`reopening the channel of ${this.options.queue}`);
+      else this.logger.warn(`reopening the channel of ${this.options.queue}`);
+      this.open();
+    }, CHANNEL_REOPEN_MS);
   }
 }

@@ -1,124 +1,34 @@
 import { Logger } from '@nestjs/common';
-import { EventEmitter } from 'node:events';
-import type { CreateChannelOpts } from 'amqp-connection-manager';
-import type { Channel, ConsumeMessage, Message } from 'amqplib';
-import { Registry } from 'prom-client';
+import { isDeepStrictEqual } from 'node:util';
+import { type Counter, type Gauge, Registry } from 'prom-client';
 import type { ConsumerConfig, RabbitmqConfig } from '@app/config';
 import { IDEMPOTENCY_EXPIRES_HEADER, SHARDS_COUNT_HEADER, type WireEntry, encodeShardPacket } from '@app/contracts';
+import type { LogEvent } from '@app/observability';
 import { RECONNECT_SECONDS } from '@app/rabbitmq';
 import { shardOf } from '@app/sharding';
+import { type FakeChannel, FakeChannelManager, deferred } from '@app/testing';
 import { type Admission, Dedupe, type DedupeTicket, type DeliveryFacts } from '../dedupe/dedupe';
 import type { InFlightOutcome } from '../dedupe/in-flight-ids';
 import type { BatchRecord } from '../file-sink/file-sink.service';
 import { ConsumerMetrics } from '../metrics/consumer.metrics';
 import type { WriteControl } from '../worker-pool/worker-pool.types';
-import type { ChannelSource } from './shard-channel';
 import { NO_CONSUMER_GRACE_MS, SHARD_MISMATCH_RETRY_MS, ShardRuntime, StaleDeliveryError } from './shard-runtime';
 
 const REOPEN_MS = RECONNECT_SECONDS * 1000 + 500;
 const SHARDS = 1;
 
-/** An amqplib channel as far as the runtime uses it; it records what was sent on it. */
-class FakeChannel extends EventEmitter {
-  readonly acked: number[] = [];
-  readonly nacked: Array<{ tag: number; requeue: boolean }> = [];
-  readonly cancelled: string[] = [];
-  prefetched?: number;
-  consumers = 0;
-  closed = false;
-  private onMessage?: (message: ConsumeMessage | null) => void;
-  private nextTag = 0;
-
-  constructor(readonly connection: object) {
-    super();
-  }
-
-  async prefetch(count: number): Promise<void> {
-    this.prefetched = count;
-  }
-
-  async consume(_queue: string, onMessage: (message: ConsumeMessage | null) => void) {
-    this.onMessage = onMessage;
-    this.consumers++;
-    return { consumerTag: 'ctag' };
-  }
-
-  async cancel(consumerTag: string): Promise<void> {
-    this.cancelled.push(consumerTag);
-  }
-
-  ack(message: Message): void {
-    this.acked.push(message.fields.deliveryTag);
-  }
-
-  nack(message: Message, _allUpTo: boolean, requeue: boolean): void {
-    this.nacked.push({ tag: message.fields.deliveryTag, requeue });
-  }
-
-  async close(): Promise<void> {
-    if (this.closed) throw new Error('Channel closed');
-    this.closeByBroker();
-  }
-
-  /** Delivers one message of `entries` (or raw bytes); returns its delivery tag. */
-  deliver(
-    entries: WireEntry[] | Buffer,
-    shardsCount: number | null = SHARDS,
-    { redelivered = false, headers = {} }: { redelivered?: boolean; headers?: Record<string, unknown> } = {},
-  ): number {
-    const deliveryTag = ++this.nextTag;
-    const content = Buffer.isBuffer(entries) ? entries : encodeShardPacket({ shard: 0, entries });
-    this.onMessage?.({
-      content,
-      fields: { deliveryTag, redelivered, exchange: '', routingKey: 'q', consumerTag: 'ctag' },
-      properties: { headers: { ...(shardsCount === null ? {} : { [SHARDS_COUNT_HEADER]: shardsCount }), ...headers } },
-    } as unknown as ConsumeMessage);
-    return deliveryTag;
-  }
-
-  /** The broker cancels the consumer (the queue was deleted, say). */
-  cancelByBroker(): void {
-    this.onMessage?.(null);
-  }
-
-  /** The broker closes the channel (a 406, say); the connection stays up. */
-  closeByBroker(): void {
-    this.closed = true;
-    this.emit('close');
-  }
-}
-
-/** BrokerConnection's part the channel uses: every `connect()` runs the latest setup on a new channel. */
-class FakeConnection implements ChannelSource {
-  readonly channels: FakeChannel[] = [];
-  readonly wrappers: Array<{ setup: (channel: Channel) => unknown; closed: boolean }> = [];
-  private readonly amqpConnection = {};
-
-  createChannel(options: CreateChannelOpts) {
-    const record = { setup: options.setup as (channel: Channel) => unknown, closed: false };
-    this.wrappers.push(record);
-    const wrapper = {
-      on: () => wrapper,
-      close: async () => {
-        record.closed = true;
-      },
-    };
-    return wrapper as never;
-  }
-
-  isConnected(): boolean {
-    return true;
-  }
-
-  async ensureTopology(): Promise<void> {}
-
-  /** Opens a channel for the newest wrapper, as amqp-connection-manager does on connect. */
-  async connect(): Promise<FakeChannel> {
-    const channel = new FakeChannel(this.amqpConnection);
-    this.channels.push(channel);
-    await this.wrappers[this.wrappers.length - 1].setup(channel as unknown as Channel);
-    return channel;
-  }
+/** Delivers one message of `entries` (or raw bytes) on `channel`; returns its delivery tag. */
+function deliver(
+  channel: FakeChannel,
+  entries: WireEntry[] | Buffer,
+  shardsCount: number | null = SHARDS,
+  { redelivered = false, headers = {} }: { redelivered?: boolean; headers?: Record<string, unknown> } = {},
+): number {
+  return channel.deliver({
+    content: Buffer.isBuffer(entries) ? entries : encodeShardPacket({ shard: 0, entries }),
+    fields: { redelivered },
+    properties: { headers: { ...(shardsCount === null ? {} : { [SHARDS_COUNT_HEADER]: shardsCount }), ...headers } },
+  });
 }
 
 interface SinkCall {
@@ -200,9 +110,10 @@ function entries(count: number): WireEntry[] {
 }
 
 function setup(options: { batchSize?: number; prefetch?: number; flushMs?: number; shardsCount?: number } = {}) {
-  const connection = new FakeConnection();
+  const connection = new FakeChannelManager();
   const sink = fakeSink();
   const dedupe = new FakeDedupe();
+  const metrics = new ConsumerMetrics(new Registry());
   const runtime = new ShardRuntime(0, {
     rabbitmq: { queuePrefix: 'unit', shardsCount: options.shardsCount ?? SHARDS } as RabbitmqConfig,
     consumer: {
@@ -215,10 +126,33 @@ function setup(options: { batchSize?: number; prefetch?: number; flushMs?: numbe
     connection,
     sink,
     dedupe,
-    metrics: new ConsumerMetrics(new Registry()),
+    metrics,
   });
   runtime.start();
-  return { connection, sink, dedupe, runtime };
+  return { connection, sink, dedupe, metrics, runtime };
+}
+
+/** The messages logged at `level` (by any logger), an event's text for a logEvent. */
+function logged(level: 'log' | 'warn' | 'error' | 'debug'): string[] {
+  return jest
+    .mocked(Logger.prototype[level])
+    .mock.calls.map(([message]) => (isLogEvent(message) ? message.text : String(message)));
+}
+
+function isLogEvent(message: unknown): message is LogEvent {
+  return typeof message === 'object' && message !== null && 'text' in message;
+}
+
+/** The ids of the lines of one sink write. */
+function idsOf(call: SinkCall): string[] {
+  return call.lines.map((line) => (JSON.parse(line) as WireEntry).id);
+}
+
+/** A metric's value for shard 0 (and `labels`), 0 when it has none. */
+async function valueOf(metric: Counter | Gauge, labels: Record<string, string> = {}): Promise<number> {
+  const { values } = await metric.get();
+  const match = values.find((value) => isDeepStrictEqual(value.labels, { shard: '0', ...labels }));
+  return match?.value ?? 0;
 }
 
 describe('ShardRuntime with a fake channel: the ack rules', () => {
@@ -236,7 +170,7 @@ describe('ShardRuntime with a fake channel: the ack rules', () => {
   it('acks a delivery only once the last of its entries is in a file, when it spans two batches', async () => {
     const { connection, sink, runtime } = setup({ batchSize: 2 });
     const channel = await connection.connect();
-    const tag = channel.deliver(entries(3));
+    const tag = deliver(channel, entries(3));
     expect(sink.calls.map((call) => call.lines.length)).toEqual([2]);
 
     await sink.calls[0].finish();
@@ -247,26 +181,45 @@ describe('ShardRuntime with a fake channel: the ack rules', () => {
     expect(channel.acked).toEqual([]);
     await sink.calls[1].finish();
     expect(channel.acked).toEqual([tag]);
+    // The contract's log of each batch: worker, shard, entry count, file.
+    const log = jest.mocked(Logger.prototype.log).mock;
+    expect(log.calls.flat().filter(isLogEvent)).toEqual([
+      expect.objectContaining({
+        text: 'worker 0-1 wrote 2 entries to file-1',
+        fields: { event: 'batch_written', worker: '0-1', shard: 0, entries: 2, file: 'file-1' },
+      }),
+      expect.objectContaining({
+        text: 'worker 0-1 wrote 1 entry to file-2',
+        fields: { event: 'batch_written', worker: '0-1', shard: 0, entries: 1, file: 'file-2' },
+      }),
+    ]);
+    // Logged as the shard's.
+    expect(log.contexts[log.calls.findIndex(([message]) => isLogEvent(message))]).toMatchObject({ context: 'Shard 0' });
     await runtime.close();
   });
 
   it('does not complete a batch whose channel closed before its commit: it is redelivered and written elsewhere', async () => {
     const { connection, sink, dedupe, runtime } = setup({ batchSize: 1 });
     const first = await connection.connect();
-    first.deliver(entries(1));
+    deliver(first, entries(1));
     expect(sink.calls).toHaveLength(1);
 
     first.closeByBroker();
     await jest.advanceTimersByTimeAsync(REOPEN_MS);
     const second = await connection.connect();
-    await expect(sink.calls[0].finish()).rejects.toBeInstanceOf(StaleDeliveryError);
+    await expect(sink.calls[0].finish()).rejects.toMatchObject({
+      constructor: StaleDeliveryError,
+      name: 'StaleDeliveryError',
+    });
+    // The pool's log line is all an operator sees of it.
+    expect(logged('error').join('\n')).toMatch(/belongs to a closed channel; not completing the batch/);
     // Its entry went back to the pool, which drops it on the retry instead of writing it.
     await jest.advanceTimersByTimeAsync(1_000);
     expect(sink.calls).toHaveLength(1);
     expect(first.acked).toEqual([]);
     expect(second.acked).toEqual([]);
     // The new channel's own deliveries are acked on it.
-    const tag = second.deliver(entries(1));
+    const tag = deliver(second, entries(1));
     await sink.calls[1].finish();
     expect(second.acked).toEqual([tag]);
     expect(dedupe.released).toEqual(['lost', 'settled']);
@@ -277,8 +230,8 @@ describe('ShardRuntime with a fake channel: the ack rules', () => {
     const { connection, sink, runtime } = setup({ batchSize: 3 });
     const channel = await connection.connect();
     const [a, b] = [entries(2), entries(1)];
-    channel.deliver(a);
-    channel.deliver(b, SHARDS, { headers: { [IDEMPOTENCY_EXPIRES_HEADER]: 1_900_000_000_000 } });
+    deliver(channel, a);
+    deliver(channel, b, SHARDS, { headers: { [IDEMPOTENCY_EXPIRES_HEADER]: 1_900_000_000_000 } });
     await jest.advanceTimersByTimeAsync(0);
     expect(sink.calls[0].record?.ids).toEqual([...a, ...b].map((entry) => entry.id));
     expect(sink.calls[0].record?.exp).toBe(1_900_000_000_000);
@@ -294,8 +247,8 @@ describe('ShardRuntime with a fake channel: the ack rules', () => {
     const fresh = entries(2);
     const again = entries(3);
     dedupe.inFiles.add(again[0].id).add(again[2].id);
-    channel.deliver(fresh);
-    const tag = channel.deliver(again, SHARDS, { redelivered: true });
+    deliver(channel, fresh);
+    const tag = deliver(channel, again, SHARDS, { redelivered: true });
     await jest.advanceTimersByTimeAsync(100);
     expect(dedupe.lookedUp).toEqual([again.map((entry) => entry.id)]);
     const written = sink.calls.flatMap((call) => call.lines.map((line) => (JSON.parse(line) as WireEntry).id));
@@ -303,6 +256,16 @@ describe('ShardRuntime with a fake channel: the ack rules', () => {
     await sink.calls[0].finish();
     expect(channel.acked).toEqual([1, tag]);
     expect(dedupe.settled).toEqual([{ ids: [again[1].id], outcome: 'written' }]);
+    expect(jest.mocked(Logger.prototype.log).mock.calls.flat().filter(isLogEvent)).toContainEqual(
+      expect.objectContaining({
+        text: 'skipped 2 entries of a delivery of unit.shard.0 already in complete files',
+        fields: { event: 'entries_deduplicated', shard: 0, entries: 2 },
+      }),
+    );
+    // A redelivery with nothing in files skips nothing, and says nothing about it.
+    deliver(channel, entries(1), SHARDS, { redelivered: true });
+    await jest.advanceTimersByTimeAsync(100);
+    expect(logged('log').filter((line) => line.startsWith('skipped'))).toHaveLength(1);
     await runtime.close();
   });
 
@@ -311,7 +274,7 @@ describe('ShardRuntime with a fake channel: the ack rules', () => {
     const channel = await connection.connect();
     const repeat = entries(2);
     for (const entry of repeat) dedupe.inFiles.add(entry.id);
-    const tag = channel.deliver(repeat, SHARDS, { headers: { [IDEMPOTENCY_EXPIRES_HEADER]: 1 } });
+    const tag = deliver(channel, repeat, SHARDS, { headers: { [IDEMPOTENCY_EXPIRES_HEADER]: 1 } });
     await jest.advanceTimersByTimeAsync(0);
     expect(sink.calls).toHaveLength(0);
     expect(channel.acked).toEqual([tag]);
@@ -321,12 +284,12 @@ describe('ShardRuntime with a fake channel: the ack rules', () => {
   it("discards a closed channel's buffered entries: the broker delivers them again", async () => {
     const { connection, sink, runtime } = setup({ batchSize: 10, flushMs: 1_000 });
     const first = await connection.connect();
-    first.deliver(entries(3));
+    deliver(first, entries(3));
     first.closeByBroker();
     await jest.advanceTimersByTimeAsync(REOPEN_MS);
     const second = await connection.connect();
     const fresh = entries(2);
-    const tag = second.deliver(fresh);
+    const tag = deliver(second, fresh);
     await jest.advanceTimersByTimeAsync(1_000);
 
     expect(sink.calls).toHaveLength(1);
@@ -371,10 +334,10 @@ describe('ShardRuntime with a fake channel: the ack rules', () => {
   it('writes a partial batch at once when PREFETCH deliveries wait: no more can arrive', async () => {
     const { connection, sink, runtime } = setup({ batchSize: 100, prefetch: 3, flushMs: 60_000 });
     const channel = await connection.connect();
-    channel.deliver(entries(1));
-    channel.deliver(entries(1));
+    deliver(channel, entries(1));
+    deliver(channel, entries(1));
     expect(sink.calls).toHaveLength(0);
-    channel.deliver(entries(1));
+    deliver(channel, entries(1));
     expect(sink.calls.map((call) => call.lines.length)).toEqual([3]);
     await sink.calls[0].finish();
     expect(channel.acked).toEqual([1, 2, 3]);
@@ -382,22 +345,24 @@ describe('ShardRuntime with a fake channel: the ack rules', () => {
   });
 
   it('dead-letters a delivery that cannot be decoded, and acks nothing for it', async () => {
-    const { connection, sink, runtime } = setup();
+    const { connection, sink, metrics, runtime } = setup();
     const channel = await connection.connect();
-    const tag = channel.deliver(Buffer.from('not json'));
-    expect(channel.nacked).toEqual([{ tag, requeue: false }]);
+    const tag = deliver(channel, Buffer.from('not json'));
+    expect(channel.nacked).toEqual([{ tag, allUpTo: false, requeue: false }]);
     expect(sink.calls).toHaveLength(0);
     expect(channel.acked).toEqual([]);
+    expect(logged('error')).toEqual(['dead-lettering a delivery of unit.shard.0: payload is not JSON']);
+    expect(await valueOf(metrics.deadLettered)).toBe(1);
     await runtime.close();
   });
 
   it('on stop, cancels the consumer, then writes and acks what is buffered', async () => {
     const { connection, sink, runtime } = setup({ batchSize: 10 });
     const channel = await connection.connect();
-    const tag = channel.deliver(entries(2));
+    const tag = deliver(channel, entries(2));
     const stopped = runtime.stop();
     await jest.advanceTimersByTimeAsync(0);
-    expect(channel.cancelled).toEqual(['ctag']);
+    expect(channel.cancelled).toEqual(['ctag-1']);
     expect(sink.calls.map((call) => call.lines.length)).toEqual([2]);
     await sink.calls[0].finish();
     await stopped;
@@ -409,16 +374,17 @@ describe('ShardRuntime with a fake channel: the ack rules', () => {
     it('puts back a message sent with another count, stops consuming, says why, and tries again later', async () => {
       const { connection, sink, runtime } = setup();
       const channel = await connection.connect();
-      const tag = channel.deliver(entries(1), 10);
+      const tag = deliver(channel, entries(1), 10);
       await jest.advanceTimersByTimeAsync(0);
 
-      expect(channel.nacked).toEqual([{ tag, requeue: true }]);
-      expect(channel.cancelled).toEqual(['ctag']);
+      expect(channel.nacked).toEqual([{ tag, allUpTo: false, requeue: true }]);
+      expect(channel.cancelled).toEqual(['ctag-1']);
       expect(runtime.isConsuming()).toBe(false);
       expect(runtime.problem()).toMatch(/SHARDS_COUNT=10.*SHARDS_COUNT=1/);
-      expect(jest.mocked(Logger.prototype.error).mock.calls.flat().join('\n')).toMatch(
-        /SHARDS_COUNT=10.*SHARDS_COUNT=1/,
-      );
+      expect(logged('error')).toEqual([
+        'SHARDS_COUNT disagreement on unit.shard.0: a message was published with SHARDS_COUNT=10, this consumer ' +
+          'has SHARDS_COUNT=1; the delivery goes back to its queue and shard 0 stops consuming, trying again every 7 s',
+      ]);
       await jest.advanceTimersByTimeAsync(SHARD_MISMATCH_RETRY_MS - 1);
       expect(sink.calls).toHaveLength(0);
       expect(channel.consumers).toBe(1);
@@ -428,7 +394,7 @@ describe('ShardRuntime with a fake channel: the ack rules', () => {
       expect(runtime.isConsuming()).toBe(true);
       // Until a fitting delivery comes, the disagreement stands.
       expect(runtime.problem()).toMatch(/SHARDS_COUNT/);
-      channel.deliver(entries(1));
+      deliver(channel, entries(1));
       expect(runtime.problem()).toBeUndefined();
       await runtime.close();
     });
@@ -438,12 +404,14 @@ describe('ShardRuntime with a fake channel: the ack rules', () => {
       const channel = await connection.connect();
       const odd = { id: 'odd', timestamp: '2019-10-12T08:10:51Z' };
       expect(shardOf(odd.timestamp, 2)).toBe(1);
-      const tag = channel.deliver([odd], null);
+      const tag = deliver(channel, [odd], null);
       await jest.advanceTimersByTimeAsync(2_000);
-      expect(channel.nacked).toEqual([{ tag, requeue: true }]);
+      expect(channel.nacked).toEqual([{ tag, allUpTo: false, requeue: true }]);
       expect(sink.calls).toHaveLength(0);
       expect(runtime.isConsuming()).toBe(false);
-      expect(runtime.problem()).toMatch(/belongs to shard 1 of 2, not 0.*SHARDS_COUNT=2/);
+      expect(runtime.problem()).toMatch(
+        /belongs to shard 1 of 2, not 0.*\(its SHARDS_COUNT header: none\), this consumer has SHARDS_COUNT=2$/,
+      );
       await runtime.close();
     });
   });
@@ -459,6 +427,243 @@ describe('ShardRuntime with a fake channel: the ack rules', () => {
     expect(runtime.problem()).toMatch(/shard 0 has had no consumer on unit\.shard\.0 for 6 s/);
     await connection.connect();
     expect(runtime.problem()).toBeUndefined();
+    await runtime.close();
+  });
+  it('logs a lasting SHARDS_COUNT disagreement once at error level, then at debug', async () => {
+    const { connection, runtime } = setup();
+    const channel = await connection.connect();
+    deliver(channel, entries(1), 10);
+    // Deliveries the broker sent before the cancel still arrive.
+    const tag = deliver(channel, entries(1), 3);
+    expect(channel.nacked.at(-1)).toEqual({ tag, allUpTo: false, requeue: true });
+    expect(logged('error')).toHaveLength(1);
+    expect(logged('debug')).toEqual([
+      'SHARDS_COUNT disagreement on unit.shard.0: a message was published with SHARDS_COUNT=3, this consumer has SHARDS_COUNT=1',
+    ]);
+    expect(runtime.problem()).toMatch(/SHARDS_COUNT=3/);
+    await runtime.close();
+  });
+
+  it('a fitting delivery still in hand from before the pause does not end a SHARDS_COUNT disagreement', async () => {
+    const { connection, runtime } = setup();
+    const channel = await connection.connect();
+    deliver(channel, entries(1), 10);
+    deliver(channel, entries(1));
+    expect(runtime.problem()).toMatch(/SHARDS_COUNT=10/);
+    await runtime.close();
+  });
+
+  it('writes a delivery that has no headers at all', async () => {
+    const { connection, sink, runtime } = setup({ batchSize: 1 });
+    const channel = await connection.connect();
+    const [entry] = entries(1);
+    const tag = channel.deliver({ content: encodeShardPacket({ shard: 0, entries: [entry] }), properties: {} });
+    expect(sink.calls.map(idsOf)).toEqual([[entry.id]]);
+    await sink.calls[0].finish();
+    expect(channel.acked).toEqual([tag]);
+    await runtime.close();
+  });
+
+  it('records the latest key expiry of a batch, whatever the order of its deliveries', async () => {
+    const { connection, sink, runtime } = setup({ batchSize: 2 });
+    const channel = await connection.connect();
+    deliver(channel, entries(1), SHARDS, { headers: { [IDEMPOTENCY_EXPIRES_HEADER]: 1_900_000_000_000 } });
+    deliver(channel, entries(1), SHARDS, { headers: { [IDEMPOTENCY_EXPIRES_HEADER]: 1_800_000_000_000 } });
+    await jest.advanceTimersByTimeAsync(0);
+    expect(sink.calls[0].record?.exp).toBe(1_900_000_000_000);
+    await runtime.close();
+  });
+
+  it("a closed channel's entries take no room in the next file: it holds BATCH_SIZE of the new channel's", async () => {
+    const { connection, sink, runtime } = setup({ batchSize: 4, flushMs: 60_000 });
+    const first = await connection.connect();
+    deliver(first, entries(2));
+    first.closeByBroker();
+    expect(logged('warn')).toEqual(['channel of unit.shard.0 closed; 2 buffered entries will be redelivered']);
+    await jest.advanceTimersByTimeAsync(REOPEN_MS);
+    const second = await connection.connect();
+    const fresh = entries(4);
+    const tag = deliver(second, fresh);
+    expect(sink.calls.map(idsOf)).toEqual([fresh.map((entry) => entry.id)]);
+    await sink.calls[0].finish();
+    expect(second.acked).toEqual([tag]);
+    // Nothing buffered when this one closes: nothing to say about it.
+    second.closeByBroker();
+    expect(logged('warn').filter((line) => line.includes('buffered entries'))).toHaveLength(1);
+    await runtime.close();
+  });
+
+  it("after a batch is taken back from a closed channel, the next file holds only the open channel's entries", async () => {
+    const { connection, sink, runtime } = setup({ batchSize: 2, flushMs: 1_000 });
+    const first = await connection.connect();
+    deliver(first, entries(1));
+    await jest.advanceTimersByTimeAsync(1_000);
+    expect(sink.calls).toHaveLength(1);
+    first.closeByBroker();
+    await jest.advanceTimersByTimeAsync(REOPEN_MS);
+    const second = await connection.connect();
+    const fresh = entries(1);
+    const tag = deliver(second, fresh);
+    // The first batch fails at its commit and goes back to the buffer, before the fresh entry.
+    await expect(sink.calls[0].finish()).rejects.toBeInstanceOf(StaleDeliveryError);
+    await jest.advanceTimersByTimeAsync(1_000);
+    expect(sink.calls.slice(1).map(idsOf)).toEqual([[fresh[0].id]]);
+    expect(second.acked).toEqual([]);
+    await sink.calls[1].finish();
+    expect(second.acked).toEqual([tag]);
+    await runtime.close();
+  });
+
+  it('close() acks nothing still buffered: it goes back to the broker; a second close() is the first', async () => {
+    const { connection, sink, runtime } = setup({ batchSize: 10 });
+    const channel = await connection.connect();
+    deliver(channel, entries(2));
+    const closing = runtime.close();
+    expect(runtime.close()).toBe(closing);
+    await closing;
+    await jest.advanceTimersByTimeAsync(1_000);
+    expect(sink.calls).toHaveLength(0);
+    expect(channel.acked).toEqual([]);
+    expect(connection.wrappers[0].closed).toBe(true);
+    expect(runtime.workerHistory()).toEqual([{ id: '0-1', processed: 0, state: 'retired', reason: 'shutdown' }]);
+  });
+
+  it('shows each worker with the entries it wrote', async () => {
+    const { connection, sink, runtime } = setup({ batchSize: 3 });
+    const channel = await connection.connect();
+    deliver(channel, entries(3));
+    await sink.calls[0].finish();
+    expect(runtime.workerHistory()).toEqual([{ id: '0-1', processed: 3, state: 'active', reason: null }]);
+    await runtime.close();
+  });
+
+  it("counts each worker's entries, the write time in seconds, the live workers and the timeouts of the shard", async () => {
+    const { connection, sink, metrics, runtime } = setup({ batchSize: 2 });
+    const channel = await connection.connect();
+    expect(await valueOf(metrics.activeWorkers)).toBe(1);
+    deliver(channel, entries(2));
+    await jest.advanceTimersByTimeAsync(250);
+    await sink.calls[0].finish();
+    expect(await valueOf(metrics.entriesWritten, { worker: '0-1' })).toBe(2);
+    const histogram = await metrics.batchWriteSeconds.get();
+    const sum = histogram.values.find((value) => value.metricName === 'consumer_batch_write_seconds_sum');
+    expect(sum).toMatchObject({ labels: { shard: '0' }, value: 0.25 });
+    expect(await valueOf(metrics.workerTimeouts)).toBe(0);
+
+    // A write that outlives WORKER_TIMEOUT_MS: its worker is replaced.
+    deliver(channel, entries(2));
+    await jest.advanceTimersByTimeAsync(60_000);
+    expect(await valueOf(metrics.workerTimeouts)).toBe(1);
+    expect(await valueOf(metrics.activeWorkers)).toBe(1);
+    await runtime.close();
+    expect(await valueOf(metrics.activeWorkers)).toBe(0);
+    expect(await valueOf(metrics.workerTimeouts)).toBe(1);
+  });
+
+  it("drops a worker's entry count once the history forgets the worker", async () => {
+    const { connection, sink, metrics, runtime } = setup({ batchSize: 1 });
+    const channel = await connection.connect();
+    deliver(channel, entries(1));
+    await sink.calls[0].finish();
+    expect(await valueOf(metrics.entriesWritten, { worker: '0-1' })).toBe(1);
+    // Every later write hangs: each worker times out in turn; the history keeps the last 100 retired.
+    deliver(channel, entries(1));
+    for (let retired = 0; retired < 100; retired++) await jest.advanceTimersByTimeAsync(60_000);
+    expect(runtime.workerHistory().map((worker) => worker.id)).toContain('0-1');
+    expect(await valueOf(metrics.entriesWritten, { worker: '0-1' })).toBe(1);
+    await jest.advanceTimersByTimeAsync(60_000);
+    expect(runtime.workerHistory().map((worker) => worker.id)).not.toContain('0-1');
+    expect((await metrics.entriesWritten.get()).values).toEqual([]);
+    await runtime.close();
+  });
+
+  describe('a delivery that needs a lookup', () => {
+    it('stop() lets a lookup under way finish, then writes and acks its entries', async () => {
+      const { connection, sink, dedupe, runtime } = setup({ batchSize: 10 });
+      const lookup = deferred();
+      const admit = dedupe.admit.bind(dedupe);
+      jest.spyOn(dedupe, 'admit').mockImplementationOnce(async (ids) => {
+        await lookup.promise;
+        return admit(ids);
+      });
+      const channel = await connection.connect();
+      const tag = deliver(channel, entries(2), SHARDS, { redelivered: true });
+      let stopped = false;
+      const stopping = runtime.stop().then(() => (stopped = true));
+      await jest.advanceTimersByTimeAsync(0);
+      expect(channel.cancelled).toEqual(['ctag-1']);
+      expect(stopped).toBe(false);
+      lookup.resolve();
+      await jest.advanceTimersByTimeAsync(0);
+      expect(sink.calls.map((call) => call.lines.length)).toEqual([2]);
+      expect(stopped).toBe(false);
+      await sink.calls[0].finish();
+      await stopping;
+      expect(channel.acked).toEqual([tag]);
+      await runtime.close();
+    });
+
+    it('buffers nothing of a delivery whose channel closed during its lookup: it is redelivered', async () => {
+      const { connection, sink, dedupe, runtime } = setup({ batchSize: 2, flushMs: 60_000 });
+      const lookup = deferred();
+      const admit = dedupe.admit.bind(dedupe);
+      jest.spyOn(dedupe, 'admit').mockImplementationOnce(async (ids) => {
+        await lookup.promise;
+        return admit(ids);
+      });
+      const first = await connection.connect();
+      const [again] = entries(1);
+      deliver(first, [again], SHARDS, { redelivered: true });
+      first.closeByBroker();
+      lookup.resolve();
+      await jest.advanceTimersByTimeAsync(0);
+      expect(dedupe.settled).toEqual([{ ids: [again.id], outcome: 'discarded' }]);
+      expect(dedupe.released).toEqual(['lost']);
+      // The next channel's file holds BATCH_SIZE of its own entries, none of the closed one's.
+      await jest.advanceTimersByTimeAsync(REOPEN_MS);
+      const second = await connection.connect();
+      const fresh = entries(2);
+      deliver(second, fresh);
+      expect(sink.calls.map(idsOf)).toEqual([fresh.map((entry) => entry.id)]);
+      await runtime.close();
+    });
+
+    it('gives back the claim on the ids of a looked-up delivery whose channel closed before its write', async () => {
+      const { connection, sink, dedupe, runtime } = setup({ batchSize: 10 });
+      const channel = await connection.connect();
+      const again = entries(2);
+      deliver(channel, again, SHARDS, { redelivered: true });
+      await jest.advanceTimersByTimeAsync(0);
+      channel.closeByBroker();
+      await jest.advanceTimersByTimeAsync(0);
+      expect(sink.calls).toHaveLength(0);
+      expect(dedupe.settled).toEqual([{ ids: again.map((entry) => entry.id), outcome: 'discarded' }]);
+      expect(dedupe.released).toEqual(['lost']);
+      await runtime.close();
+    });
+
+    it('says so when a lookup fails', async () => {
+      const { connection, sink, dedupe, runtime } = setup({ batchSize: 1 });
+      jest.spyOn(dedupe, 'admit').mockRejectedValueOnce(new Error('ledger unreadable'));
+      const channel = await connection.connect();
+      deliver(channel, entries(1), SHARDS, { redelivered: true });
+      await jest.advanceTimersByTimeAsync(0);
+      expect(sink.calls).toHaveLength(0);
+      expect(logged('error')).toEqual(['looking up a delivery of unit.shard.0: ledger unreadable']);
+      await runtime.close();
+    });
+  });
+
+  it('says so when the bookkeeping after an ack fails', async () => {
+    const { connection, sink, dedupe, runtime } = setup({ batchSize: 1 });
+    jest.spyOn(dedupe, 'release').mockImplementationOnce(() => {
+      throw new Error('no such holder');
+    });
+    const channel = await connection.connect();
+    const tag = deliver(channel, entries(1));
+    await sink.calls[0].finish();
+    expect(channel.acked).toEqual([tag]);
+    expect(logged('error')).toEqual(['acknowledging a delivery of unit.shard.0: no such holder']);
     await runtime.close();
   });
 });

@@ -2,7 +2,6 @@ import { Logger } from '@nestjs/common';
 import type { ConsumeMessage, Message } from 'amqplib';
 import type { ConsumerConfig, RabbitmqConfig } from '@app/config';
 import {
-  PermanentMessageError,
   SHARDS_COUNT_HEADER,
   ShardMismatchError,
   type WireEntry,
@@ -178,9 +177,9 @@ export class ShardRuntime {
         );
         return;
       }
-      // Anything the edge cannot decode would fail the same way on every redelivery.
-      const reason = error instanceof PermanentMessageError ? error.message : `cannot decode: ${describeError(error)}`;
-      this.logger.error(`dead-lettering a delivery of ${this.queue}: ${reason}`);
+      // Anything else the edge cannot decode (a PermanentMessageError) would fail the same way on
+      // every redelivery.
+      this.logger.error(`dead-lettering a delivery of ${this.queue}: ${describeError(error)}`);
       this.channel.nack(message, generation, false);
       this.deps.metrics.deadLettered.inc({ shard: String(this.shard) });
       return;
