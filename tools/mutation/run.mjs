@@ -27,12 +27,12 @@ const score = (/** @type {{ detected: number, undetected: number }} */ { detecte
   detected + undetected === 0 ? 'n/a' : `${((100 * detected) / (detected + undetected)).toFixed(1)} %`;
 
 for (const name of selected) {
-  const { files, specs } = groups[name];
+  const { files, specs, testTimeout } = groups[name];
   const started = Date.now();
   const results = await new Stryker({
     mutate: files,
     force,
-    jest: { config: { testRegex: `/(${specs.map(escape).join('|')})$` } },
+    jest: { config: { testRegex: `/(${specs.map(escape).join('|')})$`, ...(testTimeout && { testTimeout }) } },
     incrementalFile: `reports/mutation/${name}.incremental.json`,
     htmlReporter: { fileName: `reports/mutation/${name}.html` },
   }).runMutationTest();
