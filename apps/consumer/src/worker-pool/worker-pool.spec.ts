@@ -721,4 +721,36 @@ describe('WorkerPool', () => {
     expect(logged('error')).toEqual([]);
     pool.close();
   });
+
+  it('retries a failed batch after its pause even while a later flush wake-up is armed', async () => {
+    const { pool, calls, add, finish } = setup({ min: 1, max: 1 });
+    pool.start();
+    add(0, 5);
+    // A partial batch: a wake-up armed for its flush, 1 s away.
+    add(5, 2);
+    await finish(calls[0], new Error('EIO'));
+    // The retry pause ends first: the wake-up must move forward to it.
+    await jest.advanceTimersByTimeAsync(DEFAULT_POOL_OPTIONS.retryDelayMs.initial);
+    expect(calls).toHaveLength(2);
+    expect(calls[1].job.items).toEqual([0, 1, 2, 3, 4]);
+    pool.close();
+  });
+
+  it('keeps its wake-up timer across adds that do not bring it forward, and arms it once', async () => {
+    const { pool, calls, add } = setup({ min: 1, max: 1 });
+    pool.start();
+    const timeouts = jest.spyOn(global, 'setTimeout');
+    add(0, 1);
+    await jest.advanceTimersByTimeAsync(300);
+    add(1, 1);
+    add(2, 1);
+    // One wake-up, for the flush of the oldest entry; the later adds are due later.
+    expect(timeouts).toHaveBeenCalledTimes(1);
+    expect(jest.getTimerCount()).toBe(2);
+    await jest.advanceTimersByTimeAsync(699);
+    expect(calls).toHaveLength(0);
+    await jest.advanceTimersByTimeAsync(1);
+    expect(calls.map((call) => call.job.items)).toEqual([[0, 1, 2]]);
+    pool.close();
+  });
 });
