@@ -642,8 +642,9 @@ describe('compactTime', () => {
     );
   });
 
-  it('stays right from one millisecond to the next, across seconds, also before 1970', () => {
-    for (const start of [Date.UTC(2026, 11, 1, 23, 59, 59, 990), -1_010]) {
+  it('stays right from one millisecond to the next, across seconds and the padding of 10 and 100 ms, also before 1970', () => {
+    // The property above rarely draws a millisecond of exactly 100 (written 0100 by a `<= 100`).
+    for (const start of [Date.UTC(2026, 11, 1, 23, 59, 59, 990), Date.UTC(2026, 11, 1, 23, 59, 59, 90), -1_010]) {
       for (let ms = start; ms < start + 25; ms++) expect(compactTime(ms)).toBe(reference(ms));
     }
   });
