@@ -37,6 +37,19 @@ function deliver(on: FakeChannel, deliveries: ReturnType<typeof setup>['deliveri
   return deliveries[deliveries.length - 1];
 }
 
+/**
+ * Makes the next consume() on `on` wait for `release`; `started` resolves once it is called.
+ * For the races of a consumer that comes up late.
+ */
+function holdNextConsume(on: FakeChannel, release: Promise<unknown>, started = deferred()): void {
+  const consume = on.consume.bind(on);
+  jest.spyOn(on, 'consume').mockImplementationOnce(async (...args) => {
+    started.resolve();
+    await release;
+    return consume(...args);
+  });
+}
+
 describe('ShardChannel', () => {
   beforeEach(() => jest.useFakeTimers());
   afterEach(() => {
@@ -380,14 +393,7 @@ describe('ShardChannel', () => {
       channel.open();
       const consumeStarted = deferred();
       const consumed = deferred();
-      const connecting = manager.connect((fake) => {
-        const consume = fake.consume.bind(fake);
-        jest.spyOn(fake, 'consume').mockImplementationOnce(async (...args) => {
-          consumeStarted.resolve();
-          await consumed.promise;
-          return consume(...args);
-        });
-      });
+      const connecting = manager.connect((fake) => holdNextConsume(fake, consumed.promise, consumeStarted));
       await consumeStarted.promise;
       channel.pause(PAUSE_MS);
       consumed.resolve();
@@ -476,13 +482,7 @@ describe('ShardChannel', () => {
       const { manager, channel } = setup();
       const consumed = deferred();
       channel.open();
-      const connecting = manager.connect((fake) => {
-        const consume = fake.consume.bind(fake);
-        jest.spyOn(fake, 'consume').mockImplementationOnce(async (...args) => {
-          await consumed.promise;
-          return consume(...args);
-        });
-      });
+      const connecting = manager.connect((fake) => holdNextConsume(fake, consumed.promise));
       await jest.advanceTimersByTimeAsync(0);
       let stopped = false;
       const stopping = channel.stopConsuming().then(() => (stopped = true));
@@ -501,11 +501,7 @@ describe('ShardChannel', () => {
       channel.open();
       const amqp = await manager.connect();
       const consumed = deferred();
-      const consume = amqp.consume.bind(amqp);
-      jest.spyOn(amqp, 'consume').mockImplementationOnce(async (...args) => {
-        await consumed.promise;
-        return consume(...args);
-      });
+      holdNextConsume(amqp, consumed.promise);
       channel.pause(PAUSE_MS);
       await jest.advanceTimersByTimeAsync(PAUSE_MS);
       await channel.stopConsuming();
@@ -530,13 +526,7 @@ describe('ShardChannel', () => {
     const { manager, channel, logged } = setup();
     const consumed = deferred();
     channel.open();
-    const connecting = manager.connect((fake) => {
-      const consume = fake.consume.bind(fake);
-      jest.spyOn(fake, 'consume').mockImplementationOnce(async (...args) => {
-        await consumed.promise;
-        return consume(...args);
-      });
-    });
+    const connecting = manager.connect((fake) => holdNextConsume(fake, consumed.promise));
     await jest.advanceTimersByTimeAsync(0);
     manager.channels[0].closeByBroker();
     await jest.advanceTimersByTimeAsync(1_000);
