@@ -3,7 +3,7 @@ import { NestFactory } from '@nestjs/core';
 import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fastify';
 import type { ApiAppConfig } from '@app/config';
 import { createLogger } from '@app/observability';
-import { AdmissionGate, BODIES_PER_TURN } from './admission/admission-gate';
+import { AdmissionGate } from './admission/admission-gate';
 import { AppModule } from './app.module';
 import { acceptJsonBodies } from './body/json-body';
 import { serveOpenApi } from './docs/openapi';
@@ -35,7 +35,7 @@ export async function createApiApp(config: ApiAppConfig): Promise<NestFastifyApp
     return503OnClosing: false,
   });
   // Only JSON in UTF-8 is a body here: text/plain must be a 415, not a string that fails validation.
-  acceptJsonBodies(adapter.getInstance(), new AdmissionGate(BODIES_PER_TURN * api.maxBodyBytes, api.publishTimeoutMs));
+  acceptJsonBodies(adapter.getInstance(), new AdmissionGate(api.maxBodyBytes, api.publishTimeoutMs));
 
   const app = await NestFactory.create<NestFastifyApplication>(AppModule.forRoot(config), adapter, {
     logger: createLogger(runtime, 'api'),

@@ -1,15 +1,12 @@
 import type { ServerResponse } from 'node:http';
 import { ByteBudget } from './byte-budget';
 
-/** Bytes of request bodies worked on in one turn of the event loop, in bodies of MAX_BODY_BYTES. */
-export const BODIES_PER_TURN = 1;
-
 /** The api has as much work in progress as it takes: 503 with Retry-After, the request may be sent again. */
 export class ApiBusyError extends Error {}
 
 /**
  * Bounds the request bodies the api parses, validates and hands to the broker in one turn of the
- * event loop to a byte budget (BODIES_PER_TURN × MAX_BODY_BYTES). A body that has arrived waits,
+ * event loop to a byte budget (MAX_BODY_BYTES). A body that has arrived waits,
  * unparsed, first come first served, for up to `waitMs` (PUBLISH_TIMEOUT_MS), then gets 503 with
  * Retry-After.
  *

@@ -8,16 +8,16 @@ import { dirname } from 'node:path';
  * it with a configuration error.
  */
 export async function makeFolder(path: string): Promise<void> {
+  const parent = dirname(path);
   try {
     await mkdir(path);
     return;
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
     if (code === 'EEXIST') return;
-    const parent = dirname(path);
     if (code !== 'ENOENT' || parent === path) throw error;
   }
-  await makeFolder(dirname(path));
+  await makeFolder(parent);
   await mkdir(path).catch((error: NodeJS.ErrnoException) => {
     if (error.code !== 'EEXIST') throw error;
   });
