@@ -19,7 +19,7 @@ function setup() {
   const closed: number[] = [];
   const channel = new ShardChannel(
     manager,
-    { queue: QUEUE, prefetch: PREFETCH },
+    { queue: QUEUE, prefetch: () => PREFETCH },
     {
       delivery: (message, generation) => deliveries.push({ message, generation }),
       closed: (generation) => closed.push(generation),
@@ -55,6 +55,80 @@ describe('ShardChannel', () => {
   afterEach(() => {
     jest.useRealTimers();
     jest.restoreAllMocks();
+  });
+
+  describe('holdOff, resume and restart (the shard holds as many bytes as it should)', () => {
+    it('holdOff cancels the consumer until resume, which starts one asking for its prefetch again; the shard counts as consumed meanwhile', async () => {
+      const manager = new FakeChannelManager();
+      const prefetches = [4, 2];
+      const channel = new ShardChannel(
+        manager,
+        { queue: QUEUE, prefetch: () => prefetches.shift() ?? 9 },
+        { delivery: () => undefined, closed: () => undefined },
+        { log: jest.fn(), warn: jest.fn(), error: jest.fn(), debug: jest.fn() } as unknown as Logger,
+      );
+      channel.open();
+      const amqp = await manager.connect();
+      expect(amqp.prefetched).toBe(4);
+      channel.holdOff();
+      channel.holdOff();
+      expect(amqp.cancelled).toEqual(['ctag-1']);
+      expect(channel.isConsuming()).toBe(false);
+      await jest.advanceTimersByTimeAsync(60_000);
+      expect(channel.msWithoutConsumer()).toBe(0);
+      expect(amqp.consumers).toBe(1);
+
+      channel.resume();
+      await jest.advanceTimersByTimeAsync(0);
+      expect(amqp.consumers).toBe(2);
+      expect(amqp.prefetched).toBe(2);
+      expect(channel.isConsuming()).toBe(true);
+      channel.resume();
+      await jest.advanceTimersByTimeAsync(0);
+      expect(amqp.consumers).toBe(2);
+    });
+
+    it('a channel opened while held off waits for resume; a pause outlasting the hold keeps it off', async () => {
+      const { manager, channel } = setup();
+      channel.open();
+      const first = await manager.connect();
+      channel.holdOff();
+      first.closeByBroker();
+      await jest.advanceTimersByTimeAsync(REOPEN_MS);
+      const second = await manager.connect();
+      expect(second.consumers).toBe(0);
+      channel.pause(PAUSE_MS);
+      channel.resume();
+      await jest.advanceTimersByTimeAsync(PAUSE_MS - 1);
+      expect(second.consumers).toBe(0);
+      await jest.advanceTimersByTimeAsync(1);
+      expect(second.consumers).toBe(1);
+    });
+
+    it('restart replaces the consumer at once, but not while held off, paused or stopping', async () => {
+      const { manager, channel, logged } = setup();
+      channel.open();
+      const amqp = await manager.connect();
+      channel.restart();
+      await jest.advanceTimersByTimeAsync(0);
+      expect(amqp.cancelled).toEqual(['ctag-1']);
+      expect(amqp.consumers).toBe(2);
+      expect(channel.isConsuming()).toBe(true);
+      // Routine: only the channel's first consumer is logged at info.
+      expect(logged('log')).toEqual([`consuming ${QUEUE}`]);
+
+      channel.holdOff();
+      channel.restart();
+      await jest.advanceTimersByTimeAsync(0);
+      expect(amqp.consumers).toBe(2);
+      channel.resume();
+      await jest.advanceTimersByTimeAsync(0);
+      await channel.stopConsuming();
+      channel.restart();
+      await jest.advanceTimersByTimeAsync(0);
+      expect(amqp.consumers).toBe(3);
+      expect(channel.isConsuming()).toBe(false);
+    });
   });
 
   it('opens a channel named after its queue, sets the prefetch and consumes with manual acks', async () => {
@@ -354,10 +428,10 @@ describe('ShardChannel', () => {
       first.closeByBroker();
       await jest.advanceTimersByTimeAsync(REOPEN_MS);
       const second = await manager.connect();
-      expect(second.prefetched).toBe(PREFETCH);
       expect(second.consumers).toBe(0);
       await jest.advanceTimersByTimeAsync(PAUSE_MS - REOPEN_MS);
       expect(second.consumers).toBe(1);
+      expect(second.prefetched).toBe(PREFETCH);
       expect(first.consumers).toBe(1);
       expect(channel.isConsuming()).toBe(true);
     });
@@ -388,7 +462,7 @@ describe('ShardChannel', () => {
       expect(amqp.consumers).toBe(1);
     });
 
-    it('never starts a second consumer on a channel whose consumer came up during the pause', async () => {
+    it('cancels a consumer that came up during the pause, and starts one when it ends: never two at once', async () => {
       const { manager, channel } = setup();
       channel.open();
       const consumeStarted = deferred();
@@ -398,8 +472,11 @@ describe('ShardChannel', () => {
       channel.pause(PAUSE_MS);
       consumed.resolve();
       const amqp = await connecting;
+      expect(amqp.cancelled).toEqual(['ctag-1']);
+      expect(channel.isConsuming()).toBe(false);
       await jest.advanceTimersByTimeAsync(PAUSE_MS);
-      expect(amqp.consumers).toBe(1);
+      expect(amqp.consumers).toBe(2);
+      expect(amqp.cancelled).toEqual(['ctag-1']);
       expect(channel.isConsuming()).toBe(true);
     });
 

@@ -14,7 +14,8 @@ export interface ChannelSource {
 
 export interface ShardChannelOptions {
   queue: string;
-  prefetch: number;
+  /** The prefetch of each consumer, asked as it starts (DeliveryWindow). */
+  prefetch: () => number;
 }
 
 /**
@@ -35,6 +36,10 @@ interface OpenChannel {
   channel: Channel;
   generation: number;
   consumerTag?: string;
+  /** A consumer is being started on it. */
+  starting?: boolean;
+  /** Its first consumer was logged. */
+  announced?: boolean;
 }
 
 /**
@@ -58,6 +63,8 @@ export class ShardChannel {
   private failing = false;
   /** pause() holds the consumer off until this timer fires. */
   private resumeTimer?: NodeJS.Timeout;
+  /** holdOff() holds the consumer off until resume(): the shard holds as many bytes as it should. */
+  private held = false;
   /** When the queue last lost its consumer (or the channel was created); undefined while consuming. */
   private withoutConsumerSince: number | undefined = Date.now();
 
@@ -98,9 +105,34 @@ export class ShardChannel {
     return this.current?.consumerTag !== undefined;
   }
 
-  /** Milliseconds the queue has been without a consumer; 0 while consuming. */
+  /** Milliseconds the queue has been without a consumer; 0 while consuming or held off with work in hand. */
   msWithoutConsumer(now = Date.now()): number {
+    if (this.held && this.current !== undefined) return 0;
     return this.withoutConsumerSince === undefined ? 0 : now - this.withoutConsumerSince;
+  }
+
+  /**
+   * Cancels the consumer until resume(); the deliveries in hand are settled as usual. For a shard
+   * that holds as many bytes as it should: RabbitMQ's prefetch counts deliveries, not bytes.
+   */
+  holdOff(): void {
+    if (this.held || this.stopping) return;
+    this.held = true;
+    this.cancelConsumer();
+  }
+
+  /** Consumes again after holdOff(), unless a pause() or a stop holds the consumer off too. */
+  resume(): void {
+    if (!this.held) return;
+    this.held = false;
+    this.consumeIfFree();
+  }
+
+  /** Cancels the consumer and starts a new one at once, which asks for its prefetch again. */
+  restart(): void {
+    if (this.held || this.resumeTimer !== undefined || this.stopping) return;
+    this.cancelConsumer();
+    this.consumeIfFree();
   }
 
   /**
@@ -110,12 +142,14 @@ export class ShardChannel {
   pause(ms: number): void {
     if (this.resumeTimer !== undefined || this.stopping) return;
     this.resumeTimer = setTimeout(() => {
-      this.resumeTimer = undefined;
-      const open = this.current;
       // stopConsuming() and close() clear this timer.
-      if (open === undefined || open.consumerTag !== undefined) return;
-      this.consume(open).catch((error: Error) => this.logError(error));
+      this.resumeTimer = undefined;
+      this.consumeIfFree();
     }, ms);
+    this.cancelConsumer();
+  }
+
+  private cancelConsumer(): void {
     const open = this.current;
     if (open?.consumerTag === undefined) return;
     const tag = open.consumerTag;
@@ -125,6 +159,14 @@ export class ShardChannel {
       .catch((error: unknown) =>
         this.logger.warn(`could not cancel the consumer of ${this.options.queue}: ${describeError(error)}`),
       );
+  }
+
+  /** Starts a consumer on the open channel unless one runs or something holds it off. */
+  private consumeIfFree(): void {
+    const open = this.current;
+    if (open === undefined || open.consumerTag !== undefined || open.starting) return;
+    if (this.held || this.resumeTimer !== undefined || this.stopping) return;
+    this.consume(open).catch((error: Error) => this.logError(error));
   }
 
   /** Whether `generation` is the open channel's: only then can its deliveries be settled. */
@@ -193,9 +235,8 @@ export class ShardChannel {
     channel.on('close', () => this.onClosed(open.generation));
     try {
       await this.connection.ensureTopology(channel);
-      await channel.prefetch(this.options.prefetch);
-      // While paused, the resume timer starts the consumer.
-      if (this.resumeTimer === undefined) await this.consume(open);
+      // While paused or held off, the resume timer or resume() starts the consumer.
+      if (this.resumeTimer === undefined && !this.held) await this.consume(open);
     } catch (error) {
       // The declaration may have failed on another channel of the connection, leaving this one
       // open without a consumer: close it, so that the reopen below tries again.
@@ -207,11 +248,19 @@ export class ShardChannel {
   private async consume(open: OpenChannel): Promise<void> {
     if (this.stopping) return;
     const { channel, generation } = open;
-    const { consumerTag } = await channel.consume(
-      this.options.queue,
-      (message) => this.onMessage(message, channel, generation),
-      { noAck: false },
-    );
+    open.starting = true;
+    let consumerTag: string;
+    try {
+      // basic.qos before basic.consume: the prefetch (global false) of the consumers started after it.
+      await channel.prefetch(this.options.prefetch());
+      ({ consumerTag } = await channel.consume(
+        this.options.queue,
+        (message) => this.onMessage(message, channel, generation),
+        { noAck: false },
+      ));
+    } finally {
+      open.starting = false;
+    }
     if (this.stopping) {
       // stopConsuming() began while the consumer was being set up: it waits for this cancel.
       await channel.cancel(consumerTag);
@@ -219,8 +268,19 @@ export class ShardChannel {
     }
     if (this.current !== open) return;
     open.consumerTag = consumerTag;
+    if (this.held || this.resumeTimer !== undefined) {
+      // holdOff() or pause() came while it was being set up, when there was nothing to cancel yet.
+      this.cancelConsumer();
+      return;
+    }
     this.withoutConsumerSince = undefined;
     this.failing = false;
+    // Once per channel at info: a consumer restarted for its prefetch (DeliveryWindow) is routine.
+    if (open.announced) {
+      this.logger.debug(`consuming ${this.options.queue} again`);
+      return;
+    }
+    open.announced = true;
     this.logger.log(`consuming ${this.options.queue}`);
   }
 

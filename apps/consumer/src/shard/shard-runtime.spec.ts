@@ -12,7 +12,13 @@ import type { InFlightOutcome } from '../dedupe/in-flight-ids';
 import type { BatchRecord } from '../file-sink/file-sink.service';
 import { ConsumerMetrics } from '../metrics/consumer.metrics';
 import type { WriteControl } from '../worker-pool/worker-pool.types';
-import { NO_CONSUMER_GRACE_MS, SHARD_MISMATCH_RETRY_MS, ShardRuntime, StaleDeliveryError } from './shard-runtime';
+import {
+  NO_CONSUMER_GRACE_MS,
+  SHARD_HELD_BYTES,
+  SHARD_MISMATCH_RETRY_MS,
+  ShardRuntime,
+  StaleDeliveryError,
+} from './shard-runtime';
 
 const REOPEN_MS = RECONNECT_SECONDS * 1000 + 500;
 const SHARDS = 1;
@@ -326,9 +332,79 @@ describe('ShardRuntime with a fake channel: the ack rules', () => {
     await jest.advanceTimersByTimeAsync(1);
     expect(connection.wrappers).toHaveLength(2);
     const second = await connection.connect();
-    expect(second.prefetched).toBe(50);
+    // A new channel's first consumer allows for the largest messages the api sends (4 of 1 MiB
+    // in SHARD_HELD_BYTES) until its deliveries show them smaller (DeliveryWindow).
+    expect(second.prefetched).toBe(4);
     expect(runtime.isConsuming()).toBe(true);
     await runtime.close();
+  });
+
+  describe('the bytes it holds (DeliveryWindow): RabbitMQ counts deliveries, not bytes', () => {
+    /** One entry whose delivery is about `share` of SHARD_HELD_BYTES. */
+    const large = (share: number): WireEntry[] =>
+      entries(1).map((entry) => ({ ...entry, value: 'x'.repeat(Math.floor(SHARD_HELD_BYTES * share)) }));
+
+    it('starts with a prefetch for the largest messages the api sends, and restarts with PREFETCH once its deliveries prove small', async () => {
+      const { connection, runtime } = setup({ prefetch: 50 });
+      const channel = await connection.connect();
+      expect(channel.prefetched).toBe(4);
+      for (let i = 0; i < 4; i++) deliver(channel, entries(1));
+      await jest.advanceTimersByTimeAsync(0);
+      expect(channel.cancelled).toEqual(['ctag-1']);
+      expect(channel.consumers).toBe(2);
+      expect(channel.prefetched).toBe(50);
+      expect(runtime.isConsuming()).toBe(true);
+      await runtime.close();
+    });
+
+    it('holds its consumer off while it holds more than SHARD_HELD_BYTES, until half is written', async () => {
+      const { connection, sink, runtime } = setup({ batchSize: 1 });
+      const channel = await connection.connect();
+      deliver(channel, large(0.2));
+      expect(channel.cancelled).toEqual([]);
+      // Four of these would be 1.6 times the budget: held off at once.
+      deliver(channel, large(0.4));
+      expect(channel.cancelled).toEqual(['ctag-1']);
+      expect(runtime.isConsuming()).toBe(false);
+      // Busy, not without a consumer: /health stays green however long the writes take.
+      expect(runtime.problem(Date.now() + 60_000)).toBeUndefined();
+      // Sent before the cancel arrived: counted all the same (1.0 of the budget held).
+      deliver(channel, large(0.4));
+      await sink.calls[0].finish();
+      expect(channel.consumers).toBe(1);
+      await sink.calls[1].finish();
+      // 0.4 held: under half the budget.
+      await jest.advanceTimersByTimeAsync(0);
+      expect(channel.consumers).toBe(2);
+      // Room for one more of 0.4 beside the 0.4 held.
+      expect(channel.prefetched).toBe(1);
+      expect(runtime.isConsuming()).toBe(true);
+      await sink.calls[2].finish();
+      expect(channel.acked).toEqual([1, 2, 3]);
+      await runtime.close();
+    });
+
+    it('writes a partial batch once as many deliveries as its prefetch allows are in hand', async () => {
+      const { connection, sink, runtime } = setup({ batchSize: 5, flushMs: 60_000 });
+      const channel = await connection.connect();
+      for (let i = 0; i < 3; i++) deliver(channel, large(0.24));
+      expect(sink.calls).toHaveLength(0);
+      // The fourth: the prefetch of 4 the first consumer kept is in hand, and none can come.
+      deliver(channel, large(0.24));
+      expect(sink.calls.map((call) => call.lines.length)).toEqual([4]);
+      await runtime.close();
+    });
+
+    it('counts a dead-lettered delivery out at once', async () => {
+      const { connection, runtime } = setup();
+      const channel = await connection.connect();
+      deliver(channel, Buffer.alloc(SHARD_HELD_BYTES + 1, 'x'));
+      expect(channel.cancelled).toEqual(['ctag-1']);
+      await jest.advanceTimersByTimeAsync(0);
+      expect(channel.nacked).toHaveLength(1);
+      expect(channel.consumers).toBe(2);
+      await runtime.close();
+    });
   });
 
   it('writes a partial batch at once when PREFETCH deliveries wait: no more can arrive', async () => {

@@ -3,6 +3,7 @@ import type { ConsumeMessage, Message } from 'amqplib';
 import type { ConsumerConfig, RabbitmqConfig } from '@app/config';
 import {
   SHARDS_COUNT_HEADER,
+  SHARD_MESSAGE_MAX_BYTES,
   ShardMismatchError,
   type WireEntry,
   decodeShardPacket,
@@ -16,6 +17,11 @@ import type { FileSinkService } from '../file-sink/file-sink.service';
 import type { ConsumerMetrics } from '../metrics/consumer.metrics';
 import { DEFAULT_POOL_OPTIONS, WorkerPool } from '../worker-pool/worker-pool';
 import type { BatchJob, WorkerRecord } from '../worker-pool/worker-pool.types';
+import { DeliveryWindow } from './delivery-window';
+import { LargeGarbage } from './large-garbage';
+
+/** One full garbage collection per this many bytes of large messages written (docs/consumer-memory.md). */
+const largeGarbage = new LargeGarbage(16 * 1024 * 1024);
 import { type ChannelSource, ShardChannel } from './shard-channel';
 
 /** One delivery from the broker, as far as an ack needs it, and the channel generation it came on. */
@@ -25,6 +31,8 @@ export interface Delivery {
   generation: number;
   /** When its Idempotency-Key expires (epoch ms), 0 without one: its ledger records live that long. */
   exp: number;
+  /** Its size, counted in the shard's DeliveryWindow until it is settled (then 0). */
+  bytes: number;
 }
 
 /** One entry on its way to a file: its id and line, and the delivery to ack once all of that delivery's lines are written. */
@@ -61,6 +69,17 @@ const EMPTY = Buffer.alloc(0);
 export const NO_CONSUMER_GRACE_MS = 5_000;
 /** After a SHARDS_COUNT disagreement, the shard tries consuming again this often. */
 export const SHARD_MISMATCH_RETRY_MS = 7_000;
+/**
+ * The size a shard's first consumer allows for: a message of one entry as large as the api's
+ * default MAX_BODY_BYTES lets it be. Larger messages shrink the prefetch once seen.
+ */
+export const ASSUMED_LARGEST_MESSAGE = 1_048_576;
+/**
+ * The bytes of deliveries a shard holds at most (docs/consumer-memory.md): with its copies on the
+ * way to a file, 5 shards of it keep the consumer under the contract's 256 MB. The api's messages
+ * of small entries (a few KiB each) never come near it; messages of 64 KiB get a prefetch of 64.
+ */
+export const SHARD_HELD_BYTES = 4 * 1_048_576;
 
 /**
  * One shard: decode each delivery (dead-letter what can never decode), hand its entries to the
@@ -72,6 +91,8 @@ export class ShardRuntime {
   private readonly queue: string;
   private readonly channel: ShardChannel;
   private readonly pool: WorkerPool<PendingEntry>;
+  /** Bytes in hand: what the api's largest messages at PREFETCH would be, whatever their real size. */
+  private readonly window: DeliveryWindow;
   private stopped?: Promise<void>;
   private closed?: Promise<void>;
   /** Lookups under way (redelivered or keyed deliveries), which stop() lets finish before the drain. */
@@ -93,7 +114,7 @@ export class ShardRuntime {
         batch: deps.batch,
         // With every delivery the prefetch allows in hand, no more entries can arrive to fill
         // the batch: write what is there rather than wait for BATCH_FLUSH_MS.
-        flushAtPendingAdds: consumer.prefetch,
+        flushAtPendingAdds: () => this.window.fullHand,
         min: consumer.workersMin,
         max: consumer.workersMax,
         timeoutMs: consumer.workerTimeoutMs,
@@ -101,9 +122,14 @@ export class ShardRuntime {
       (job) => this.writeBatch(job),
       poolMetrics(deps.metrics, shard),
     );
+    this.window = new DeliveryWindow({
+      budget: SHARD_HELD_BYTES,
+      maxPrefetch: consumer.prefetch,
+      assumedLargest: ASSUMED_LARGEST_MESSAGE,
+    });
     this.channel = new ShardChannel(
       deps.connection,
-      { queue: this.queue, prefetch: consumer.prefetch },
+      { queue: this.queue, prefetch: () => this.window.startConsumer() },
       {
         delivery: (message, generation) => this.onDelivery(message, generation),
         closed: (generation) => this.onChannelClosed(generation),
@@ -159,10 +185,15 @@ export class ShardRuntime {
   }
 
   private onDelivery(message: ConsumeMessage, generation: number): void {
+    const bytes = message.content.length;
+    const verdict = this.window.received(bytes);
+    if (verdict === 'hold') this.channel.holdOff();
+    else if (verdict === 'grow') this.channel.restart();
     const ours = this.deps.rabbitmq.shardsCount;
     const sent: unknown = message.properties.headers?.[SHARDS_COUNT_HEADER];
     if (sent !== undefined && Number(sent) !== ours) {
       this.onShardMismatch(message, generation, `a message was published with SHARDS_COUNT=${JSON.stringify(sent)}`);
+      this.release(bytes);
       return;
     }
     let entries: WireEntry[];
@@ -175,6 +206,7 @@ export class ShardRuntime {
           generation,
           `${error.message} (its SHARDS_COUNT header: ${JSON.stringify(sent) ?? 'none'})`,
         );
+        this.release(bytes);
         return;
       }
       // Anything else the edge cannot decode (a PermanentMessageError) would fail the same way on
@@ -182,6 +214,7 @@ export class ShardRuntime {
       this.logger.error(`dead-lettering a delivery of ${this.queue}: ${describeError(error)}`);
       this.channel.nack(message, generation, false);
       this.deps.metrics.deadLettered.inc({ shard: String(this.shard) });
+      this.release(bytes);
       return;
     }
     // A fitting delivery from a live consumer (not one still in hand from before a pause): the counts agree again.
@@ -191,15 +224,17 @@ export class ShardRuntime {
       message: { fields: message.fields, properties: message.properties, content: EMPTY },
       generation,
       exp: dedupe.expiresOf(message),
+      bytes,
     };
     // A first delivery without a key cannot hold an entry already written: nothing to look up.
     if (!dedupe.needsLookup(message)) {
       this.write(delivery, entries);
       return;
     }
-    const admitting = this.admit(delivery, entries).catch((error: unknown) =>
-      this.logger.error(`looking up a delivery of ${this.queue}: ${describeError(error)}`),
-    );
+    const admitting = this.admit(delivery, entries).catch((error: unknown) => {
+      this.logger.error(`looking up a delivery of ${this.queue}: ${describeError(error)}`);
+      this.settled(delivery);
+    });
     this.admissions.add(admitting);
     void admitting.finally(() => this.admissions.delete(admitting));
   }
@@ -215,6 +250,7 @@ export class ShardRuntime {
       // Its channel closed while it was looked up: it is redelivered, and written there.
       dedupe.settle(write, 'discarded');
       dedupe.release(delivery, 'lost');
+      this.settled(delivery);
       return;
     }
     if (done.length > 0) {
@@ -251,7 +287,20 @@ export class ShardRuntime {
       })
       .catch((error: unknown) =>
         this.logger.error(`acknowledging a delivery of ${this.queue}: ${describeError(error)}`),
-      );
+      )
+      .finally(() => this.settled(delivery));
+  }
+
+  /** The delivery is acked, rejected or given up: its bytes no longer count (once). */
+  private settled(delivery: Delivery): void {
+    const { bytes } = delivery;
+    delivery.bytes = 0;
+    this.release(bytes);
+  }
+
+  private release(bytes: number): void {
+    if (bytes > SHARD_MESSAGE_MAX_BYTES) largeGarbage.handled(bytes);
+    if (bytes > 0 && this.window.release(bytes)) this.channel.resume();
   }
 
   /**

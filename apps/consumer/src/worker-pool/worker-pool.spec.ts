@@ -220,7 +220,7 @@ describe('WorkerPool', () => {
         ...DEFAULT_POOL_OPTIONS,
         shard: 0,
         batch: { size: 5, flushMs: 1_000 },
-        flushAtPendingAdds: 2,
+        flushAtPendingAdds: () => 2,
         min: 1,
         max: 2,
         timeoutMs: 10_000,
@@ -610,7 +610,7 @@ describe('WorkerPool', () => {
   });
 
   it('no longer counts a discarded add toward flushAtPendingAdds', async () => {
-    const { pool, calls, track, add } = setup({ min: 1, max: 1, flushAtPendingAdds: 2 });
+    const { pool, calls, track, add } = setup({ min: 1, max: 1, flushAtPendingAdds: () => 2 });
     pool.start();
     const dropped = track(10, 2);
     expect(pool.discard((item) => item >= 10)).toBe(2);
@@ -649,7 +649,7 @@ describe('WorkerPool', () => {
   });
 
   it('flushes early only while no write is in flight, even with an idle worker at hand', async () => {
-    const { pool, calls, add, finish } = setup({ min: 2, max: 2, flushAtPendingAdds: 2 });
+    const { pool, calls, add, finish } = setup({ min: 2, max: 2, flushAtPendingAdds: () => 2 });
     pool.start();
     add(0, 1);
     add(1, 1);

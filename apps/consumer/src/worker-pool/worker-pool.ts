@@ -201,8 +201,8 @@ export class WorkerPool<T> {
 
   /** A partial batch goes early only with no write in flight: a write under way frees room when it is acknowledged. */
   private flushEarly(): boolean {
-    const limit = this.options.flushAtPendingAdds ?? Number.POSITIVE_INFINITY;
-    return this.inFlight === 0 && this.pendingAdds >= limit;
+    const limit = this.options.flushAtPendingAdds;
+    return this.inFlight === 0 && limit !== undefined && this.pendingAdds >= limit();
   }
 
   private pump(): void {

@@ -38,9 +38,10 @@ export interface WorkerPoolOptions {
   batch: BatchBufferOptions;
   /**
    * With this many `add()` calls still waiting for their items to be written, a partial batch goes
-   * at once rather than after its flush delay (the consumer's PREFETCH: no more deliveries can come).
+   * at once rather than after its flush delay (the consumer's prefetch: no more deliveries can
+   * come). Asked again each time: a shard's prefetch follows the size of its deliveries.
    */
-  flushAtPendingAdds?: number;
+  flushAtPendingAdds?: () => number;
   /** Workers at start, and the floor when idle ones retire. */
   min: number;
   /** Never more workers than this at once. */

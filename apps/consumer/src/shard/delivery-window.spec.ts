@@ -1,0 +1,90 @@
+import { DeliveryWindow } from './delivery-window';
+
+const KiB = 1024;
+const MiB = 1024 * KiB;
+/** As a shard with PREFETCH 200 has it: 200 of the api's largest multi-entry messages. */
+const BUDGET = 200 * 64 * KiB;
+
+function window() {
+  return new DeliveryWindow({ budget: BUDGET, maxPrefetch: 200, assumedLargest: MiB });
+}
+
+describe('DeliveryWindow', () => {
+  it('starts a first consumer with room for the assumed largest message, and grows to PREFETCH once that many proved small', () => {
+    const w = window();
+    expect(w.startConsumer()).toBe(12);
+    // Not a full hand yet: the consumer may still grow.
+    expect(w.fullHand).toBe(200);
+    for (let i = 0; i < 11; i++) expect(w.received(3 * KiB)).toBe('consume');
+    expect(w.received(3 * KiB)).toBe('grow');
+    expect(w.startConsumer()).toBe(200);
+    expect(w.received(64 * KiB)).toBe('consume');
+    expect(w.fullHand).toBe(200);
+  });
+
+  it('a consumer whose deliveries fill its prefetch without room to grow has a full hand at that prefetch; held off, at 1', () => {
+    const w = window();
+    expect(w.startConsumer()).toBe(12);
+    for (let i = 0; i < 12; i++) expect(w.received(MiB)).toBe('consume');
+    expect(w.fullHand).toBe(12);
+    expect(w.received(MiB)).toBe('hold');
+    expect(w.fullHand).toBe(1);
+  });
+
+  it('restarts only to at least double its prefetch (or reach PREFETCH): 64 KiB messages beside what is held stay at 198', () => {
+    const w = window();
+    w.startConsumer();
+    for (let i = 0; i < 11; i++) w.received(3 * KiB);
+    expect(w.received(64 * KiB)).toBe('grow');
+    expect(w.startConsumer()).toBe(198);
+    for (let i = 0; i < 198; i++) expect(w.received(64 * KiB)).toBe('consume');
+    expect(w.heldBytes).toBeLessThanOrEqual(BUDGET);
+  });
+
+  it('grows only as far as its deliveries allow: 100 KiB messages get what fits in 12.5 MiB beside the 1.2 MiB held', () => {
+    const w = window();
+    w.startConsumer();
+    for (let i = 0; i < 11; i++) expect(w.received(100 * KiB)).toBe('consume');
+    expect(w.received(100 * KiB)).toBe('grow');
+    expect(w.startConsumer()).toBe(116);
+    for (let i = 0; i < 12; i++) w.release(100 * KiB);
+    expect(w.heldBytes).toBe(0);
+  });
+
+  it('holds a consumer whose prefetch is too large for a delivery, until half the budget is settled, then allows for that size', () => {
+    const w = window();
+    w.startConsumer();
+    for (let i = 0; i < 12; i++) w.received(KiB);
+    expect(w.startConsumer()).toBe(200);
+    // 200 of these would be 400 MiB.
+    expect(w.received(2 * MiB)).toBe('hold');
+    expect(w.isHolding).toBe(true);
+    // Those the broker had sent before the cancel arrive all the same.
+    for (let i = 0; i < 4; i++) expect(w.received(2 * MiB)).toBe('hold');
+    expect(w.heldBytes).toBe(12 * KiB + 10 * MiB);
+    expect(w.release(2 * MiB)).toBe(false);
+    expect(w.release(2 * MiB)).toBe(true);
+    expect(w.isHolding).toBe(false);
+    expect(w.heldBytes).toBe(12 * KiB + 6 * MiB);
+    // Room for 3 more of 2 MiB beside the 6 MiB held: the budget is kept.
+    expect(w.startConsumer()).toBe(3);
+  });
+
+  it('holds when what is held passes the budget, whatever the prefetch said', () => {
+    const w = window();
+    w.startConsumer();
+    for (let i = 0; i < 12; i++) w.received(60 * KiB);
+    w.startConsumer();
+    for (let i = 0; i < 199; i++) w.received(60 * KiB);
+    expect(w.received(1000 * KiB)).toBe('hold');
+    expect(w.release(60 * KiB)).toBe(false);
+  });
+
+  it('gives a message larger than the budget a consumer of its own: prefetch 1', () => {
+    const w = window();
+    w.startConsumer();
+    expect(w.received(20 * MiB)).toBe('hold');
+    expect(w.release(20 * MiB)).toBe(true);
+    expect(w.startConsumer()).toBe(1);
+  });
+});
