@@ -56,9 +56,7 @@ describe('consumer end to end (real api, consumer, RabbitMQ and disk)', () => {
     const line = files[0].lines[0];
     expect(Object.keys(line)).toEqual(['id', 'timestamp', 'value']);
 
-    const workers = (await (await fetch(`${consumer.url}/workers`)).json()) as {
-      shards: Array<{ shard: number; workers: Array<{ id: string; processed: number; state: string }> }>;
-    };
+    const workers = await fetchWorkers(consumer.url);
     expect(workers.shards.map((s) => s.shard)).toEqual([0, 1, 2, 3, 4]);
     const processed = workers.shards.flatMap((s) => s.workers).reduce((sum, w) => sum + w.processed, 0);
     expect(processed).toBe(expected.size);
