@@ -1,7 +1,7 @@
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { readConsumerConfig } from '@app/config';
-import { ENTRIES_PATTERN } from '@app/contracts';
+import { encodeShardPacket } from '@app/contracts';
 import { shardQueueName, deadLetterQueueName } from '@app/sharding';
 import {
   Pipeline,
@@ -170,7 +170,7 @@ describe('consumer end to end (real api, consumer, RabbitMQ and disk)', () => {
     const api = await pipeline.startApi();
     const shard1 = shardQueueName(prefix, 1);
     await broker.publishRaw(shard1, 'not json at all');
-    await broker.publishRaw(shard1, JSON.stringify({ pattern: ENTRIES_PATTERN, data: { shard: 1, entries: [] } }));
+    await broker.publishRaw(shard1, encodeShardPacket({ shard: 1, entries: [] }));
     // An entry of another shard is no poison but a SHARDS_COUNT disagreement: topology-mismatch.e2e-spec.ts.
 
     const consumer = await pipeline.startConsumer({ BATCH_FLUSH_MS: '200' });

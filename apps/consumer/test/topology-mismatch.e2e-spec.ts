@@ -1,4 +1,4 @@
-import { ENTRIES_PATTERN } from '@app/contracts';
+import { encodeShardPacket } from '@app/contracts';
 import { deadLetterQueueName, shardOf, shardQueueName } from '@app/sharding';
 import { Pipeline, postEntries, timestampInShard, waitFor, writtenCount } from '@app/testing';
 
@@ -124,7 +124,7 @@ describe('api and consumer disagreeing on SHARDS_COUNT', () => {
     expect(shardOf(shard0, 5)).toBe(0);
     await broker.publishRaw(
       shardQueueName(prefix, 4),
-      JSON.stringify({ pattern: ENTRIES_PATTERN, data: { shard: 4, entries: [{ id: 'x', timestamp: shard0 }] } }),
+      encodeShardPacket({ shard: 4, entries: [{ id: 'x', timestamp: shard0 }] }),
     );
 
     await consumer.waitForLog(/SHARDS_COUNT disagreement on \S+\.shard\.1: .*SHARDS_COUNT=3.*SHARDS_COUNT=5/);
