@@ -11,9 +11,10 @@ import {
   timestampInShard,
   waitFor,
   waitForAllWritten,
+  waitForHealth,
   withDeadline,
 } from '@app/testing';
-import { CASE_TIMEOUT_MS, FaultCase, duplicates, holdFault, summary, waitForHealth } from './fault-kit';
+import { CASE_TIMEOUT_MS, FaultCase, duplicates, holdFault, summary } from './fault-kit';
 
 const SHARDS = 3;
 const PUBLISH_TIMEOUT_MS = 1_000;

@@ -14,6 +14,7 @@ import {
   postMany,
   shardsById,
   waitForAllWritten,
+  waitForHealth,
   writtenCount,
   testBrokerUrl,
   waitFor,
@@ -194,10 +195,7 @@ describe('consumer end to end (real api, consumer, RabbitMQ and disk)', () => {
         BATCH_FLUSH_MS: '200',
       });
       proxy.cut();
-      await waitFor(async () => (await fetch(`${consumer.url}/health`)).status === 503, {
-        description: 'consumer /health to turn 503',
-        timeoutMs: 20_000,
-      });
+      await waitForHealth(consumer.url, 503, 'the consumer cut off from the broker');
       const expected = shardsById(await postMany(api.url, 5, 40), pipeline.shardsCount);
       expect(await writtenCount(pipeline.dir)).toBe(0);
 
@@ -225,9 +223,7 @@ describe('consumer end to end (real api, consumer, RabbitMQ and disk)', () => {
         BATCH_FLUSH_MS: '200',
       });
       const url = await consumer.listeningUrl();
-      await waitFor(async () => (await fetch(`${url}/health`)).status === 503, {
-        description: 'the consumer to serve /health 503 without a broker',
-      });
+      await waitForHealth(url, 503, 'the consumer without a broker');
       const expected = shardsById(await postMany(api.url, 3, 40), pipeline.shardsCount);
       proxy.restore();
       await consumer.waitUntilHealthy(`${url}/health`);
