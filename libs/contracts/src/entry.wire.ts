@@ -62,6 +62,24 @@ export class ShardMismatchError extends Error {
   }
 }
 
+/**
+ * The SHARDS_COUNT a shard message was published with, from its headers: undefined when it has no
+ * such header. Any other value than a whole number from 1 (an integer, or its digits as a string,
+ * as other AMQP clients may send it) came from no api: a PermanentMessageError, so that it goes to
+ * the dead letters rather than hold its shard as a disagreement that never ends.
+ */
+export function readShardsCountHeader(headers: Record<string, unknown> | undefined): number | undefined {
+  const sent = headers?.[SHARDS_COUNT_HEADER];
+  if (sent === undefined) return undefined;
+  const count = typeof sent === 'number' ? sent : typeof sent === 'string' && /^\d+$/.test(sent) ? Number(sent) : NaN;
+  if (!Number.isSafeInteger(count) || count < 1) {
+    throw new PermanentMessageError(
+      `its ${SHARDS_COUNT_HEADER} header is not a whole number of shards: ${JSON.stringify(sent)}`,
+    );
+  }
+  return count;
+}
+
 function isPlainObject(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
