@@ -173,7 +173,19 @@ export function encodeShardPackets(shard: number, entries: WireEntry[]): Buffer[
   return packets;
 }
 
+/**
+ * NEL, LINE SEPARATOR and PARAGRAPH SEPARATOR: JSON.stringify leaves them raw, and readers such as
+ * Python's `str.splitlines()` end a line at each, so a value holding one would split its entry in two.
+ */
+const RAW_LINE_BREAK = /[\u0085\u2028\u2029]/;
+const RAW_LINE_BREAKS = new RegExp(RAW_LINE_BREAK.source, 'g');
+
 /** One line of a batch file. */
 export function encodeEntryLine(entry: WireEntry): string {
-  return JSON.stringify(entry.value === undefined ? { id: entry.id, timestamp: entry.timestamp } : entry);
+  const line = JSON.stringify(entry.value === undefined ? { id: entry.id, timestamp: entry.timestamp } : entry);
+  return RAW_LINE_BREAK.test(line) ? line.replace(RAW_LINE_BREAKS, escapeLineBreak) : line;
+}
+
+function escapeLineBreak(character: string): string {
+  return `\\u${character.charCodeAt(0).toString(16).padStart(4, '0')}`;
 }
