@@ -1,3 +1,5 @@
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
 import { countIds, waitFor, waitForAllWritten } from '@app/testing';
 import {
   CASE_TIMEOUT_MS,
@@ -167,6 +169,78 @@ describe('the broker goes away while clients keep posting', () => {
       expect(unconfirmable.filter((r) => r.status !== 503)).toEqual([]);
       expect(ids.every((id) => counts.has(id))).toBe(true);
       expect(api.app.running).toBe(true);
+    },
+    CASE_TIMEOUT_MS,
+  );
+
+  /**
+   * Raises a memory alarm on the local broker (the node of RABBITMQ_URL) for as long as `during`
+   * runs, by lowering its high watermark below what it uses, and restores the watermark after.
+   */
+  async function withMemoryAlarm(during: () => Promise<void>): Promise<void> {
+    const rabbitmqctl = (...args: string[]) => promisify(execFile)('rabbitmqctl', args);
+    const { stdout } = await rabbitmqctl('eval', 'vm_memory_monitor:get_vm_memory_high_watermark().');
+    const watermark = stdout.trim();
+    expect(watermark).toMatch(/^[0-9.]+$/);
+    await rabbitmqctl('set_vm_memory_high_watermark', '0.0001');
+    try {
+      await during();
+    } finally {
+      await rabbitmqctl('set_vm_memory_high_watermark', watermark);
+    }
+  }
+
+  it(
+    'a memory alarm blocks publishing: 503 at once naming it (not after PUBLISH_TIMEOUT_MS), the same connection, 201 again once it clears',
+    async () => {
+      const publishTimeoutMs = 3_000;
+      const pipeline = await run.pipelineFor('faults-alarm');
+      const api = await pipeline.startApi({ PUBLISH_TIMEOUT_MS: String(publishTimeoutMs) });
+      await pipeline.startConsumer({ BATCH_FLUSH_MS: '200', PREFETCH: '20' });
+      const load = run.startLoad(api.url, { ...RATE, requestTimeoutMs: 2 * publishTimeoutMs, label: 'alarm' });
+      await waitFor(() => load.createdSince(0) >= 20, { description: '20 requests answered 201 before the alarm' });
+
+      let knownAt = 0;
+      let health = '';
+      await withMemoryAlarm(async () => {
+        // The broker tells a connection it is blocked when it next publishes: that request times out.
+        await waitForHealth(api.url, 503, 'api', publishTimeoutMs + MARGIN_MS);
+        knownAt = Date.now();
+        health = await (await fetch(`${api.url}/health`)).text();
+        await holdFault(3_000);
+      });
+      const clearedAt = Date.now();
+      const apiBackMs = await waitForHealth(api.url, 200, 'api');
+      await waitFor(() => load.createdSince(clearedAt) >= 20, {
+        description: '20 requests answered 201 after the alarm cleared',
+        timeoutMs: 20_000,
+      });
+      await load.stop();
+
+      const ids = load.acceptedIds();
+      const files = await waitForAllWritten(pipeline.dir, ids);
+      const counts = countIds(files);
+      const whileKnown = load.records.filter((r) => r.startedAt >= knownAt && r.startedAt + 1_000 < clearedAt);
+      const stats = load.stats();
+      summary('memory alarm 3 s', {
+        requests: stats.requests,
+        status201: stats.created,
+        status503: stats.unavailable,
+        answeredWhileBlocked: whileKnown.length,
+        maxMsWhileBlocked: Math.max(...whileKnown.map((r) => r.ms)),
+        lost: ids.filter((id) => !counts.has(id)).length,
+        duplicatedIds: duplicates(counts).ids,
+        apiHealthBackMs: apiBackMs,
+      });
+      expect(health).toContain('RabbitMQ blocks publishing (low on memory)');
+      expect(whileKnown.length).toBeGreaterThan(20);
+      expect(whileKnown.filter((r) => r.status !== 503 || r.retryAfter !== '1')).toEqual([]);
+      // At once, not after the publish timeout: nothing is published into a blocked connection.
+      expect(Math.max(...whileKnown.map((r) => r.ms))).toBeLessThan(publishTimeoutMs / 3);
+      expect(ids.every((id) => counts.has(id))).toBe(true);
+      expect(duplicates(counts).extraCopies).toBe(0);
+      // The alarm holds on every node: the api kept its connection rather than reconnect in vain.
+      expect(api.app.logs).not.toContain('reconnecting so that the channels start afresh');
     },
     CASE_TIMEOUT_MS,
   );

@@ -159,6 +159,22 @@ describe('ShardPublisherClient on ClientRMQ (a contract test of its internals)',
     );
   });
 
+  it("knows from the connection's blocked and unblocked events why the broker blocks publishing, until a new connection", async () => {
+    await connected();
+    expect(client.blockedReason()).toBeUndefined();
+    connection.emit('blocked', { reason: 'low on disk' });
+    expect(client.blockedReason()).toBe('low on disk');
+    connection.emit('unblocked');
+    expect(client.blockedReason()).toBeUndefined();
+
+    connection.emit('blocked', { reason: 'low on memory' });
+    connection.emit('disconnect', { err: new Error('gone') });
+    expect(client.blockedReason()).toBeUndefined();
+    connection.emit('blocked', { reason: 'low on memory' });
+    connection.emit('connect', { connection: {}, url: 'amqp://next' });
+    expect(client.blockedReason()).toBeUndefined();
+  });
+
   it("passes on()'s listeners to the connection: unready on disconnect", async () => {
     await connected();
     connection.emit('disconnect', { err: new Error('gone') });
@@ -205,6 +221,20 @@ describe('ShardPublisherClient on ClientRMQ (a contract test of its internals)',
       await expect(slow).rejects.toThrow('timeout');
       expect(connection.amqp.close).not.toHaveBeenCalled();
 
+      wrapper.publish.mockRejectedValueOnce(new Error('timeout'));
+      await expect(publish()).rejects.toThrow('timeout');
+      expect(connection.amqp.close).toHaveBeenCalledTimes(1);
+    });
+
+    it('a timeout while the broker blocks publishing recycles nothing: its alarm holds on every node', async () => {
+      const { wrapper } = await connected();
+      connection.emit('blocked', { reason: 'low on memory' });
+      wrapper.publish.mockRejectedValueOnce(new Error('timeout'));
+      await expect(publish()).rejects.toThrow('timeout');
+      expect(connection.amqp.close).not.toHaveBeenCalled();
+      expect(client.isReady()).toBe(true);
+
+      connection.emit('unblocked');
       wrapper.publish.mockRejectedValueOnce(new Error('timeout'));
       await expect(publish()).rejects.toThrow('timeout');
       expect(connection.amqp.close).toHaveBeenCalledTimes(1);

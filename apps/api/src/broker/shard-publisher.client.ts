@@ -41,6 +41,8 @@ export class ShardPublisherClient extends ClientRMQ {
   private recycled = 0;
   /** When a publish was last confirmed (performance.now()). */
   private lastConfirmAt = 0;
+  /** Why the broker blocks this connection's publishes (its memory or disk alarm), while it does. */
+  private blockedBy?: string;
 
   constructor(
     options: Required<RmqOptions>['options'],
@@ -49,9 +51,19 @@ export class ShardPublisherClient extends ClientRMQ {
     super(options);
     this.on('connect', () => {
       this.connection++;
+      this.blockedBy = undefined;
     });
     this.on('disconnect', () => {
       this.ready = false;
+      this.blockedBy = undefined;
+    });
+    // RabbitMQ tells a connection it stopped reading its publishes (connection.blocked) when one
+    // arrives during a resource alarm, and when the alarm clears (connection.unblocked).
+    this.on('blocked', ({ reason }) => {
+      this.blockedBy = reason;
+    });
+    this.on('unblocked', () => {
+      this.blockedBy = undefined;
     });
   }
 
@@ -63,6 +75,14 @@ export class ShardPublisherClient extends ClientRMQ {
   /** True from a recycle() until the next connect: the disconnect meanwhile is ours, not an outage. */
   isRecycling(): boolean {
     return this.recycled === this.connection && this.recycled > 0;
+  }
+
+  /**
+   * Why RabbitMQ refuses this connection's publishes right now (e.g. "low on memory"), or undefined.
+   * An alarm holds for the whole cluster, so another node would refuse them too.
+   */
+  blockedReason(): string | undefined {
+    return this.blockedBy;
   }
 
   /** True once connected and the topology is declared; false while the broker is away. */
@@ -118,8 +138,10 @@ export class ShardPublisherClient extends ClientRMQ {
       this.lastConfirmAt = performance.now();
       if (this.returned.has(messageId)) throw new UnroutableMessageError(routingKey);
     } catch (error) {
-      // A timeout while other publishes are confirmed is a slow broker, not a stuck channel.
-      if (isNack(error) || (isPublishTimeout(error) && this.lastConfirmAt < sentAt)) {
+      // A timeout while other publishes are confirmed is a slow broker, not a stuck channel; one
+      // while the broker blocks publishes is its alarm, which a new connection would meet too.
+      const stuck = isPublishTimeout(error) && this.lastConfirmAt < sentAt && this.blockedBy === undefined;
+      if (isNack(error) || stuck) {
         this.recycle(connection, isNack(error) ? 'nacked' : 'not confirmed in time');
       }
       throw error;

@@ -17,11 +17,16 @@ interface Dispatch {
 /** Stands in for ShardPublisherClient: every publish waits for the test to confirm or fail it. */
 class FakeClient {
   ready = true;
+  blocked?: string;
   readonly dispatches: Dispatch[] = [];
   readonly close = jest.fn(async () => undefined);
 
   isReady(): boolean {
     return this.ready;
+  }
+
+  blockedReason(): string | undefined {
+    return this.blocked;
   }
 
   dispatchConfirmed(routingKey: string, content: Buffer, options: unknown): Promise<void> {
@@ -57,6 +62,21 @@ describe('ShardPublisher', () => {
       new BrokerUnavailableError('RabbitMQ is not reachable; nothing was published'),
     );
     expect(client.dispatches).toHaveLength(0);
+  });
+
+  it('refuses at once, naming the alarm, while the broker blocks publishing; publishes again once it does not', async () => {
+    client.blocked = 'low on memory';
+    expect(publisher.blockedReason()).toBe('low on memory');
+    await expect(publisher.publish(3, entries)).rejects.toThrow(
+      new BrokerUnavailableError('RabbitMQ blocks publishing (low on memory); nothing was published'),
+    );
+    expect(client.dispatches).toHaveLength(0);
+
+    client.blocked = undefined;
+    const published = publisher.publish(3, entries);
+    expect(client.dispatches).toHaveLength(1);
+    client.dispatches[0].confirm();
+    await expect(published).resolves.toBeUndefined();
   });
 
   it('sends the encoded packet, persistent JSON with the publish timeout and x-shards-count, resolving on confirm', async () => {

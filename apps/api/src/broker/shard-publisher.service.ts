@@ -93,6 +93,11 @@ export class ShardPublisher implements OnApplicationBootstrap, OnApplicationShut
     return this.client.isReady();
   }
 
+  /** Why RabbitMQ blocks publishing right now (a memory or disk alarm), or undefined. */
+  blockedReason(): string | undefined {
+    return this.client.blockedReason();
+  }
+
   /**
    * Ready, and no publish timed out lately without a confirm since. A broker that stops answering
    * keeps the connection open until heartbeats give up (about 10 s); meanwhile publishes time
@@ -115,6 +120,11 @@ export class ShardPublisher implements OnApplicationBootstrap, OnApplicationShut
   async publish(shard: number, entries: WireEntry[], keyed?: KeyedPublish): Promise<void> {
     if (!this.client.isReady()) {
       throw new BrokerUnavailableError('RabbitMQ is not reachable; nothing was published');
+    }
+    const blocked = this.client.blockedReason();
+    if (blocked !== undefined) {
+      // Publishing now would only wait PUBLISH_TIMEOUT_MS, holding the body, for a 503 anyway.
+      throw new BrokerUnavailableError(`RabbitMQ blocks publishing (${blocked}); nothing was published`);
     }
     const routingKey = shardQueueName(this.rabbitmq.queuePrefix, shard);
     const options = {
