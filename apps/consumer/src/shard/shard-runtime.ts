@@ -2,11 +2,11 @@ import { Logger } from '@nestjs/common';
 import type { ConsumeMessage, Message } from 'amqplib';
 import type { ConsumerConfig, RabbitmqConfig } from '@app/config';
 import {
-  SHARDS_COUNT_HEADER,
   ShardMismatchError,
   type WireEntry,
   decodeShardPacket,
   encodeEntryLine,
+  readShardsCountHeader,
 } from '@app/contracts';
 import { describeError, logEvent } from '@app/observability';
 import { shardQueueName } from '@app/sharding';
@@ -160,13 +160,14 @@ export class ShardRuntime {
 
   private onDelivery(message: ConsumeMessage, generation: number): void {
     const ours = this.deps.rabbitmq.shardsCount;
-    const sent: unknown = message.properties.headers?.[SHARDS_COUNT_HEADER];
-    if (sent !== undefined && Number(sent) !== ours) {
-      this.onShardMismatch(message, generation, `a message was published with SHARDS_COUNT=${JSON.stringify(sent)}`);
-      return;
-    }
+    let sent: number | undefined;
     let entries: WireEntry[];
     try {
+      sent = readShardsCountHeader(message.properties.headers);
+      if (sent !== undefined && sent !== ours) {
+        this.onShardMismatch(message, generation, `a message was published with SHARDS_COUNT=${sent}`);
+        return;
+      }
       entries = decodeShardPacket(message.content, this.shard, ours);
     } catch (error) {
       if (error instanceof ShardMismatchError) {
