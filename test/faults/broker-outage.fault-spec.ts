@@ -1,16 +1,7 @@
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
-import { countIds, waitFor, waitForAllWritten } from '@app/testing';
-import {
-  CASE_TIMEOUT_MS,
-  FaultCase,
-  type Load,
-  duplicates,
-  holdFault,
-  pick,
-  summary,
-  waitForHealth,
-} from './fault-kit';
+import { countIds, waitFor, waitForAllWritten, waitForHealth } from '@app/testing';
+import { CASE_TIMEOUT_MS, FaultCase, type Load, duplicates, holdFault, pick, summary } from './fault-kit';
 
 const PUBLISH_TIMEOUT_MS = 1_000;
 /** What a request may take beyond PUBLISH_TIMEOUT_MS: the HTTP round trip on a busy 2-core box. */

@@ -7,17 +7,9 @@ import {
   countIds,
   waitFor,
   waitForAllWritten,
-} from '@app/testing';
-import {
-  CASE_TIMEOUT_MS,
-  FaultCase,
-  Load,
-  type LoadOptions,
-  duplicates,
-  pick,
-  summary,
   waitForHealth,
-} from './fault-kit';
+} from '@app/testing';
+import { CASE_TIMEOUT_MS, FaultCase, Load, type LoadOptions, duplicates, pick, summary } from './fault-kit';
 
 /**
  * The contract's cluster promise (docs/cluster.md), on the three-node test cluster of

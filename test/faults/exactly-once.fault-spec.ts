@@ -1,4 +1,4 @@
-import { type Pipeline, countIds, waitForAllWritten } from '@app/testing';
+import { type Pipeline, countIds, waitForAllWritten, waitForHealth } from '@app/testing';
 import {
   CASE_TIMEOUT_MS,
   FaultCase,
@@ -7,7 +7,6 @@ import {
   holdFault,
   pick,
   summary,
-  waitForHealth,
   waitForProgress,
 } from './fault-kit';
 

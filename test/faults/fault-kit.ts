@@ -11,9 +11,6 @@ import {
   writtenCount,
 } from '@app/testing';
 
-// sink-stall imports it from here; it lives in libs/testing now.
-export { fetchWorkers } from '@app/testing';
-
 /** `FAULTS_SHORT=1`: fewer faults, smaller loads, a 10 s soak; the same assertions. */
 export const SHORT = process.env.FAULTS_SHORT === '1';
 
@@ -194,26 +191,6 @@ export async function waitForProgress(dir: string, more: number): Promise<void> 
 export async function completeFileCount(dir: string): Promise<number> {
   const entries = await readdir(dir, { recursive: true, withFileTypes: true });
   return entries.filter((entry) => entry.isFile() && entry.name.endsWith('.jsonl')).length;
-}
-
-/** The status of GET `<url>/health`, or 0 when it cannot be reached. */
-export async function healthStatus(url: string): Promise<number> {
-  try {
-    return (await fetch(`${url}/health`, { signal: AbortSignal.timeout(2_000) })).status;
-  } catch {
-    return 0;
-  }
-}
-
-/** Waits until GET `<url>/health` answers `status`; resolves with the time it took. */
-export async function waitForHealth(url: string, status: number, what: string, timeoutMs = 20_000): Promise<number> {
-  const started = Date.now();
-  await waitFor(async () => (await healthStatus(url)) === status, {
-    description: `${what} /health to answer ${status}`,
-    timeoutMs,
-    intervalMs: 100,
-  });
-  return Date.now() - started;
 }
 
 /** Holds a fault for its stated duration: the one kind of plain sleep this suite allows. */

@@ -1,4 +1,4 @@
-import { countIds, fetchMetrics, metricValue, waitForAllWritten } from '@app/testing';
+import { countIds, entryTimestamp, fetchMetrics, metricValue, waitForAllWritten } from '@app/testing';
 import { CASE_TIMEOUT_MS, FaultCase, duplicates, pick, summary } from './fault-kit';
 
 /**
@@ -14,10 +14,9 @@ const ENTRIES = 5_000;
 const LAG_MAX_S = 1;
 
 function body(client: number): string {
-  const start = Date.UTC(2019, 9, 12, 8, 10, 50);
   return JSON.stringify(
     Array.from({ length: ENTRIES }, (_, i) => ({
-      timestamp: new Date(start + i * 1000).toISOString(),
+      timestamp: entryTimestamp((50 + i) * 1000),
       value: `client ${client} entry ${i} ${'x'.repeat(40)}`,
     })),
   );

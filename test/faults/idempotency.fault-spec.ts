@@ -6,13 +6,15 @@ import {
   TestRedis,
   countIds,
   idempotencyNamespace,
+  spreadEntries,
   testRedisUrl,
   timestampInShard,
   waitFor,
   waitForAllWritten,
+  waitForHealth,
   withDeadline,
 } from '@app/testing';
-import { CASE_TIMEOUT_MS, FaultCase, duplicates, holdFault, summary, waitForHealth } from './fault-kit';
+import { CASE_TIMEOUT_MS, FaultCase, duplicates, holdFault, summary } from './fault-kit';
 
 const SHARDS = 3;
 const PUBLISH_TIMEOUT_MS = 1_000;
@@ -41,14 +43,6 @@ async function post(url: string, entries: unknown[], key: string): Promise<Answe
   } catch {
     return { status: 0, body: '', replayed: false };
   }
-}
-
-/** `count` entries over consecutive seconds (every shard), each value unique to the request. */
-function entriesOf(request: string, count: number) {
-  return Array.from({ length: count }, (_, i) => ({
-    timestamp: new Date(Date.UTC(2019, 9, 12, 8, 10, 50 + i, 250)).toISOString(),
-    value: `${request}-${i}`,
-  }));
 }
 
 describe('Idempotency-Key through faults: every repeat answered as the first, nothing lost', () => {
@@ -104,7 +98,7 @@ describe('Idempotency-Key through faults: every repeat answered as the first, no
       const client = async (c: number) => {
         for (let r = 0; r < REQUESTS && !stop; r++) {
           const key = `client-${c}-request-${r}`;
-          const entries = entriesOf(key, 8);
+          const entries = spreadEntries(8, key);
           for (;;) {
             attempts++;
             const answer = await post(api.url, entries, key);
@@ -214,7 +208,7 @@ describe('Idempotency-Key through faults: every repeat answered as the first, no
         REDIS_URL: testRedisUrl(),
         PUBLISH_TIMEOUT_MS: String(PUBLISH_TIMEOUT_MS),
       });
-      const entries = entriesOf('in-flight', 6);
+      const entries = spreadEntries(6, 'in-flight');
       link.proxy.stall();
       const first = post(api.url, entries, 'in-flight');
       await waitFor(async () => (await redis.keys(idempotencyNamespace(pipeline.prefix))).includes('in-flight'), {

@@ -1,4 +1,12 @@
-import { countIds, fetchMetrics, metricValue, waitFor, waitForAllWritten, writtenCount } from '@app/testing';
+import {
+  countIds,
+  fetchMetrics,
+  metricValue,
+  waitFor,
+  waitForAllWritten,
+  waitForHealth,
+  writtenCount,
+} from '@app/testing';
 import {
   CASE_TIMEOUT_MS,
   FaultCase,
@@ -8,7 +16,6 @@ import {
   holdFault,
   pick,
   summary,
-  waitForHealth,
 } from './fault-kit';
 
 const RATE = { requestsPerSecond: 20, entriesPerRequest: 10 };

@@ -1,10 +1,10 @@
 import fc from 'fast-check';
 import { type WireEntry, encodeShardPackets } from '@app/contracts';
 import { shardOf } from '@app/sharding';
-import { Pipeline, SlowClient, TestBroker, testPrefix, waitFor } from '@app/testing';
+import { Pipeline, SlowClient, TestBroker, healthStatus, testPrefix, waitFor } from '@app/testing';
 import { TestApi } from '../../apps/api/test/test-api';
 import { ShardPublisher } from '../../apps/api/src/broker/shard-publisher.service';
-import { healthStatus, pick, summary } from './fault-kit';
+import { pick, summary } from './fault-kit';
 import {
   type Candidate,
   type Limits,

@@ -1,7 +1,15 @@
 import { readConsumerConfig } from '@app/config';
-import { PoolSampler, countIds, fetchMetrics, metricValue, waitFor, waitForAllWritten } from '@app/testing';
+import {
+  PoolSampler,
+  countIds,
+  fetchMetrics,
+  fetchWorkers,
+  metricValue,
+  waitFor,
+  waitForAllWritten,
+} from '@app/testing';
 import { STALLING_CONSUMER, STALL_LOG, slowestWriteMs } from '../../apps/consumer/test/support/stalling-sink';
-import { CASE_TIMEOUT_MS, FaultCase, duplicates, fetchWorkers, pick, summary } from './fault-kit';
+import { CASE_TIMEOUT_MS, FaultCase, duplicates, pick, summary } from './fault-kit';
 
 const STALL_EVERY = 7;
 

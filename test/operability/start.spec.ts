@@ -4,6 +4,7 @@ import {
   type TempDir,
   TestBroker,
   freePort,
+  healthStatus,
   tempDir,
   testBrokerUrl,
   testPrefix,
@@ -68,10 +69,6 @@ class Launcher {
     }
     await this.process.kill();
   }
-}
-
-async function healthStatus(url: string): Promise<number> {
-  return (await fetch(`${url}/health`, { signal: AbortSignal.timeout(2_000) })).status;
 }
 
 describe('npm start (scripts/start.js over the built apps)', () => {

@@ -4,6 +4,7 @@ import { type WireEntry, encodeShardPacket } from '@app/contracts';
 import { readRabbitmqConfig } from '@app/config';
 import { assertTopology } from '@app/rabbitmq';
 import { shardOf, shardQueueName } from '@app/sharding';
+import { entryTimestamp } from '@app/testing';
 
 export interface BacklogOptions {
   url: string;
@@ -25,12 +26,11 @@ export async function preloadBacklog(options: BacklogOptions): Promise<void> {
       // The consumer under test declares the same queues: on a cluster (QUEUE_TYPE=quorum) they must match.
       queueType: readRabbitmqConfig().queueType,
     });
-    const base = Date.UTC(2019, 9, 12, 8, 10, 0);
     for (let sent = 0; sent < options.entries;) {
       const count = Math.min(options.perRequest, options.entries - sent);
       const byShard = new Map<number, WireEntry[]>();
       for (let i = 0; i < count; i++) {
-        const timestamp = new Date(base + (sent + i) * 137).toISOString();
+        const timestamp = entryTimestamp((sent + i) * 137);
         const shard = shardOf(timestamp, options.shardsCount);
         const entry = { id: randomUUID(), timestamp, value: `bench-${sent + i}` };
         byShard.set(shard, [...(byShard.get(shard) ?? []), entry]);

@@ -107,7 +107,6 @@ function options(): BenchOptions {
     cpuProfDir: args['cpu-prof'],
     compareApi: args.compare,
     ingestKeys: parseKeyStores(args.keys),
-    redisUrl: process.env.REDIS_URL,
     log: (line) => console.log(line),
   };
 }

@@ -8,7 +8,7 @@ import { readFileSync } from 'node:fs';
 import { cpus, release, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { connect } from 'amqplib';
-import { TestBroker, tempDir, testBrokerUrl } from '@app/testing';
+import { TestBroker, tempDir, testBrokerUrl, testRedisUrl } from '@app/testing';
 import { type BenchBuild, ROOT, prepareBuild } from './build';
 import type { Cleanup } from './cleanup';
 import { type DrainCase, type DrainFigures, type DrainTarget, measureDrain } from './drain';
@@ -33,7 +33,7 @@ export interface BenchOptions {
   compareApi?: string;
   /** The api again with an Idempotency-Key on every request, keys kept in these stores (ingest only). */
   ingestKeys?: readonly ('memory' | 'redis')[];
-  /** The Redis of the `redis` key store. */
+  /** The Redis of the `redis` key store; by default the tests' (REDIS_URL, or the local one). */
   redisUrl?: string;
   /** Where progress goes, one line at a time. */
   log: (line: string) => void;
@@ -156,7 +156,7 @@ async function runPhases(options: BenchOptions, context: RunContext, results: Be
         name: `key:${store}`,
         script: build.apiMain,
         keyed: true,
-        env: store === 'redis' ? { REDIS_URL: options.redisUrl ?? 'redis://127.0.0.1:6379' } : {},
+        env: store === 'redis' ? { REDIS_URL: options.redisUrl ?? testRedisUrl() } : {},
       })),
       { name: 'baseline', script: build.apiBaseline },
     ];

@@ -7,6 +7,7 @@ import { AdmissionGate } from './admission/admission-gate';
 import { AppModule } from './app.module';
 import { acceptJsonBodies } from './body/json-body';
 import { serveOpenApi } from './docs/openapi';
+import { PipelinedRequests } from './pipelining/pipelined-requests';
 
 /** How often Node looks for requests past REQUEST_TIMEOUT_MS: a slow one closes at most this much later. */
 const CONNECTIONS_CHECKING_MS = 1_000;
@@ -17,6 +18,7 @@ const CONNECTIONS_CHECKING_MS = 1_000;
  */
 export async function createApiApp(config: ApiAppConfig): Promise<NestFastifyApplication> {
   const { api, runtime } = config;
+  const pipelined = new PipelinedRequests();
   const adapter = new FastifyAdapter({
     bodyLimit: api.maxBodyBytes,
     // JSON.parse makes `__proto__` an own property and pollutes nothing; the validation then names
@@ -33,7 +35,10 @@ export async function createApiApp(config: ApiAppConfig): Promise<NestFastifyApp
     },
     // The ShutdownGate answers 503 with Retry-After while closing; Fastify's own 503 has none.
     return503OnClosing: false,
+    // A 400 for bytes after a request on its connection waits for that request's answer.
+    clientErrorHandler: pipelined.onClientError,
   });
+  pipelined.install(adapter.getInstance());
   // Only JSON in UTF-8 is a body here: text/plain must be a 415, not a string that fails validation.
   acceptJsonBodies(adapter.getInstance(), new AdmissionGate(api.maxBodyBytes, api.publishTimeoutMs));
 

@@ -1,6 +1,6 @@
 import type { ShardPacket } from '@app/contracts';
 import { shardQueueName } from '@app/sharding';
-import { TcpProxy, TestBroker, testBrokerUrl, testPrefix, waitFor } from '@app/testing';
+import { TcpProxy, TestBroker, spreadEntries, testBrokerUrl, testPrefix, waitFor } from '@app/testing';
 import { TestApi } from './test-api';
 
 const SHARDS = 3;
@@ -8,11 +8,8 @@ const PUBLISH_TIMEOUT_MS = 800;
 /** Reconnecting takes RECONNECT_SECONDS (1 s) plus the handshake; allow for a busy machine. */
 const RECOVERY_MS = 15_000;
 
-const body = (label: string) =>
-  Array.from({ length: SHARDS * 2 }, (_, i) => ({
-    timestamp: new Date(Date.UTC(2019, 9, 12, 8, 10, 51 + i)).toISOString(),
-    value: `${label}-${i}`,
-  }));
+/** Entries over consecutive seconds, so every shard gets a message. */
+const body = (label: string) => spreadEntries(SHARDS * 2, label);
 
 /** The api through a TcpProxy the test owns, so the broker can be lost without touching it. */
 async function startBehindProxy(name: string) {

@@ -8,6 +8,7 @@ import {
   TestRedis,
   freePort,
   idempotencyNamespace,
+  spreadEntries,
   testBrokerUrl,
   testPrefix,
   testRedisUrl,
@@ -20,14 +21,6 @@ import { TestApi } from './test-api';
 
 const SHARDS = 3;
 const KEY = 'idempotency-key';
-
-/** `count` entries over consecutive seconds, so over every shard. */
-function body(count: number, label: string) {
-  return Array.from({ length: count }, (_, i) => ({
-    timestamp: new Date(Date.UTC(2019, 9, 12, 8, 10, 50 + i, 250)).toISOString(),
-    value: `${label}-${i}`,
-  }));
-}
 
 interface Queued {
   messageId: string;
@@ -105,7 +98,7 @@ describe('Idempotency-Key (e2e, real RabbitMQ and Redis)', () => {
     afterAll(() => api?.close());
 
     it('replays the first 201 body with Idempotent-Replayed: true, and publishes nothing again', async () => {
-      const sent = body(7, 'replay');
+      const sent = spreadEntries(7, 'replay');
       const first = await api.post(sent, { [KEY]: 'order-1' });
       expect(first.statusCode).toBe(201);
       expect(first.headers['idempotent-replayed']).toBeUndefined();
@@ -124,16 +117,16 @@ describe('Idempotency-Key (e2e, real RabbitMQ and Redis)', () => {
     });
 
     it('answers 422 to the key with another body, and publishes nothing for it', async () => {
-      expect((await api.post(body(2, 'a'), { [KEY]: 'order-2' })).statusCode).toBe(201);
+      expect((await api.post(spreadEntries(2, 'a'), { [KEY]: 'order-2' })).statusCode).toBe(201);
       await takeQueued(prefix);
-      const other = await api.post(body(2, 'b'), { [KEY]: 'order-2' });
+      const other = await api.post(spreadEntries(2, 'b'), { [KEY]: 'order-2' });
       expect(other.statusCode).toBe(422);
       expect(other.json()).toMatchObject({ message: 'Idempotency-Key was already used with another body' });
       expect(await queuedCount(prefix)).toBe(0);
     });
 
     it('keeps requests without a key as before: fresh ids each time, no header on the messages', async () => {
-      const sent = body(3, 'plain');
+      const sent = spreadEntries(3, 'plain');
       const first = (await api.post(sent)).json<{ ids: string[] }>();
       const second = (await api.post(sent)).json<{ ids: string[] }>();
       expect(new Set([...first.ids, ...second.ids]).size).toBe(6);
@@ -147,7 +140,7 @@ describe('Idempotency-Key (e2e, real RabbitMQ and Redis)', () => {
       ['256 characters', 'k'.repeat(256)],
       ['not ASCII', 'clé'],
     ])('answers 400 naming the header to a key %s, and publishes nothing', async (_case, key) => {
-      const answer = await api.post(body(2, 'bad-key'), { [KEY]: key });
+      const answer = await api.post(spreadEntries(2, 'bad-key'), { [KEY]: key });
       expect(answer.statusCode).toBe(400);
       expect(answer.json()).toMatchObject({ message: expect.stringContaining('Idempotency-Key') });
       expect(await queuedCount(prefix)).toBe(0);
@@ -165,7 +158,7 @@ describe('Idempotency-Key (e2e, real RabbitMQ and Redis)', () => {
           resolve(response.statusCode);
         });
         post.on('error', reject);
-        post.end(JSON.stringify(body(2, 'twice')));
+        post.end(JSON.stringify(spreadEntries(2, 'twice')));
       });
       expect(status).toBe(400);
       expect(await queuedCount(prefix)).toBe(0);
@@ -192,7 +185,7 @@ describe('Idempotency-Key (e2e, real RabbitMQ and Redis)', () => {
   it('answers 413 for too many entries before 400 for a bad key', async () => {
     const api = await TestApi.start(envFor(newPrefix('idem-413'), { MAX_ENTRIES: '2' }));
     try {
-      expect((await api.post(body(3, 'many'), { [KEY]: '' })).statusCode).toBe(413);
+      expect((await api.post(spreadEntries(3, 'many'), { [KEY]: '' })).statusCode).toBe(413);
     } finally {
       await api.close();
     }
@@ -206,14 +199,14 @@ describe('Idempotency-Key (e2e, real RabbitMQ and Redis)', () => {
     try {
       await a.waitForHealth(200);
       await b.waitForHealth(200);
-      const sent = body(4, 'replicas');
+      const sent = spreadEntries(4, 'replicas');
       const first = await a.post(sent, { [KEY]: 'shared' });
       expect(first.statusCode).toBe(201);
       const repeat = await b.post(sent, { [KEY]: 'shared' });
       expect(repeat.statusCode).toBe(201);
       expect(repeat.headers['idempotent-replayed']).toBe('true');
       expect(repeat.body).toBe(first.body);
-      expect((await b.post(body(4, 'other'), { [KEY]: 'shared' })).statusCode).toBe(422);
+      expect((await b.post(spreadEntries(4, 'other'), { [KEY]: 'shared' })).statusCode).toBe(422);
       expect(await redis.keys(idempotencyNamespace(prefix))).toEqual(['shared']);
     } finally {
       await b.close();
@@ -226,7 +219,7 @@ describe('Idempotency-Key (e2e, real RabbitMQ and Redis)', () => {
     const api = await TestApi.start(envFor(prefix, { REDIS_URL: testRedisUrl(), IDEMPOTENCY_TTL_S: '1' }));
     try {
       await api.waitForHealth(200);
-      const sent = body(3, 'ttl');
+      const sent = spreadEntries(3, 'ttl');
       const first = await api.post(sent, { [KEY]: 'short-lived' });
       const answeredAt = Date.now();
       expect(first.statusCode).toBe(201);
@@ -253,11 +246,11 @@ describe('Idempotency-Key (e2e, real RabbitMQ and Redis)', () => {
     const api = await TestApi.start(envFor(prefix, { REDIS_URL: `redis://127.0.0.1:${await freePort()}` }));
     try {
       await api.waitForHealth(200);
-      const keyed = await withDeadline(api.post(body(2, 'down'), { [KEY]: 'k' }), 10_000, 'a keyed answer');
+      const keyed = await withDeadline(api.post(spreadEntries(2, 'down'), { [KEY]: 'k' }), 10_000, 'a keyed answer');
       expect(keyed.statusCode).toBe(503);
       expect(keyed.headers['retry-after']).toMatch(/^\d+$/);
       expect(keyed.json()).toMatchObject({ message: expect.stringContaining('Redis') });
-      expect((await api.post(body(2, 'plain'))).statusCode).toBe(201);
+      expect((await api.post(spreadEntries(2, 'plain'))).statusCode).toBe(201);
       expect(await queuedCount(prefix)).toBe(SHARDS - 1);
     } finally {
       await api.close();
@@ -289,7 +282,7 @@ describe('Idempotency-Key (e2e, real RabbitMQ and Redis)', () => {
     });
 
     it('answers 409 to a repeat while the first is in flight; after its 503 the repeat publishes the same ids', async () => {
-      const sent = body(6, 'stall');
+      const sent = spreadEntries(6, 'stall');
       proxy.stall();
       const first = api.post(sent, { [KEY]: 'in-flight' });
       await waitFor(async () => (await redis.keys(idempotencyNamespace(prefix))).includes('in-flight'), {
@@ -297,7 +290,7 @@ describe('Idempotency-Key (e2e, real RabbitMQ and Redis)', () => {
       });
       const during = await api.post(sent, { [KEY]: 'in-flight' });
       expect(during.statusCode).toBe(409);
-      expect((await api.post(body(6, 'other'), { [KEY]: 'in-flight' })).statusCode).toBe(422);
+      expect((await api.post(spreadEntries(6, 'other'), { [KEY]: 'in-flight' })).statusCode).toBe(422);
       expect((await first).statusCode).toBe(503);
       proxy.restore();
       await api.waitForHealth(200);

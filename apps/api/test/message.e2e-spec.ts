@@ -8,7 +8,7 @@ import {
   decodeShardPacket,
 } from '@app/contracts';
 import { shardOf, shardQueueName } from '@app/sharding';
-import { SlowClient, TestBroker, testPrefix, waitFor } from '@app/testing';
+import { SlowClient, TestBroker, entryTimestamp, testPrefix, waitFor } from '@app/testing';
 import { TestApi } from './test-api';
 
 const SHARDS = 5;
@@ -34,9 +34,8 @@ interface SentEntry {
 
 /** Entries over `count` consecutive seconds (so over every shard), with every kind of value. */
 function entries(count: number, label: string): SentEntry[] {
-  const start = Date.UTC(2019, 9, 12, 8, 10, 50, 520);
   return Array.from({ length: count }, (_, i) => {
-    const timestamp = new Date(start + i * 1000).toISOString();
+    const timestamp = entryTimestamp(50_520 + i * 1000);
     if (i % 4 === 1) return { timestamp };
     if (i % 4 === 2) return { timestamp, value: null };
     return { timestamp, value: `${label}-${i}` };

@@ -1,7 +1,7 @@
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { readConsumerConfig } from '@app/config';
-import { ENTRIES_PATTERN } from '@app/contracts';
+import { encodeShardPacket } from '@app/contracts';
 import { shardQueueName, deadLetterQueueName } from '@app/sharding';
 import {
   Pipeline,
@@ -14,6 +14,7 @@ import {
   postMany,
   shardsById,
   waitForAllWritten,
+  waitForHealth,
   writtenCount,
   testBrokerUrl,
   waitFor,
@@ -56,9 +57,7 @@ describe('consumer end to end (real api, consumer, RabbitMQ and disk)', () => {
     const line = files[0].lines[0];
     expect(Object.keys(line)).toEqual(['id', 'timestamp', 'value']);
 
-    const workers = (await (await fetch(`${consumer.url}/workers`)).json()) as {
-      shards: Array<{ shard: number; workers: Array<{ id: string; processed: number; state: string }> }>;
-    };
+    const workers = await fetchWorkers(consumer.url);
     expect(workers.shards.map((s) => s.shard)).toEqual([0, 1, 2, 3, 4]);
     const processed = workers.shards.flatMap((s) => s.workers).reduce((sum, w) => sum + w.processed, 0);
     expect(processed).toBe(expected.size);
@@ -172,7 +171,7 @@ describe('consumer end to end (real api, consumer, RabbitMQ and disk)', () => {
     const api = await pipeline.startApi();
     const shard1 = shardQueueName(prefix, 1);
     await broker.publishRaw(shard1, 'not json at all');
-    await broker.publishRaw(shard1, JSON.stringify({ pattern: ENTRIES_PATTERN, data: { shard: 1, entries: [] } }));
+    await broker.publishRaw(shard1, encodeShardPacket({ shard: 1, entries: [] }));
     // An entry of another shard is no poison but a SHARDS_COUNT disagreement: topology-mismatch.e2e-spec.ts.
 
     const consumer = await pipeline.startConsumer({ BATCH_FLUSH_MS: '200' });
@@ -196,10 +195,7 @@ describe('consumer end to end (real api, consumer, RabbitMQ and disk)', () => {
         BATCH_FLUSH_MS: '200',
       });
       proxy.cut();
-      await waitFor(async () => (await fetch(`${consumer.url}/health`)).status === 503, {
-        description: 'consumer /health to turn 503',
-        timeoutMs: 20_000,
-      });
+      await waitForHealth(consumer.url, 503, 'the consumer cut off from the broker');
       const expected = shardsById(await postMany(api.url, 5, 40), pipeline.shardsCount);
       expect(await writtenCount(pipeline.dir)).toBe(0);
 
@@ -227,9 +223,7 @@ describe('consumer end to end (real api, consumer, RabbitMQ and disk)', () => {
         BATCH_FLUSH_MS: '200',
       });
       const url = await consumer.listeningUrl();
-      await waitFor(async () => (await fetch(`${url}/health`)).status === 503, {
-        description: 'the consumer to serve /health 503 without a broker',
-      });
+      await waitForHealth(url, 503, 'the consumer without a broker');
       const expected = shardsById(await postMany(api.url, 3, 40), pipeline.shardsCount);
       proxy.restore();
       await consumer.waitUntilHealthy(`${url}/health`);

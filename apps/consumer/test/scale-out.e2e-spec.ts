@@ -1,4 +1,4 @@
-import { type Channel, type ChannelModel, IllegalOperationError, connect } from 'amqplib';
+import type { WorkersResponse } from '@app/contracts';
 import { shardQueueOptions } from '@app/rabbitmq';
 import { deadLetterQueueName, shardQueueName } from '@app/sharding';
 import {
@@ -6,42 +6,21 @@ import {
   type BatchFile,
   Pipeline,
   countIds,
+  fetchWorkers,
   postMany,
   shardsById,
-  testBrokerUrl,
   waitForAllWritten,
   waitFor,
 } from '@app/testing';
 
 const SHARDS = 5;
 
-interface WorkersBody {
-  shards: Array<{ shard: number; workers: Array<{ id: string; processed: number }> }>;
-}
-
-/** A direct connection for looking at queues the way TestBroker does not: consumers and type. */
-let direct: ChannelModel | undefined;
-
-/** Runs `use` on a fresh channel; a failed call closes only that channel. */
-async function withChannel<T>(use: (channel: Channel) => Promise<T>): Promise<T> {
-  direct ??= await connect(testBrokerUrl());
-  const channel = await direct.createChannel();
-  channel.on('error', () => undefined);
-  try {
-    return await use(channel);
-  } finally {
-    // A failed call (404, 406) has closed the channel already.
-    await channel.close().catch((error: unknown) => {
-      if (!(error instanceof IllegalOperationError)) throw error;
-    });
-  }
-}
-
-/** Waits until every shard queue of `prefix` has `count` consumers subscribed. */
-async function waitForConsumers(prefix: string, count: number): Promise<void> {
+/** Waits until every shard queue of `pipeline`'s prefix has `count` consumers subscribed. */
+async function waitForConsumers(pipeline: Pipeline, count: number): Promise<void> {
+  const { broker, prefix } = pipeline;
   await waitFor(
     () =>
-      withChannel(async (channel) => {
+      broker.withChannel(`the consumer counts of ${prefix}`, async (channel) => {
         for (let shard = 0; shard < SHARDS; shard++) {
           const { consumerCount } = await channel.checkQueue(shardQueueName(prefix, shard));
           if (consumerCount !== count) return false;
@@ -52,11 +31,7 @@ async function waitForConsumers(prefix: string, count: number): Promise<void> {
   );
 }
 
-async function workersOf(consumerUrl: string): Promise<WorkersBody> {
-  return (await (await fetch(`${consumerUrl}/workers`)).json()) as WorkersBody;
-}
-
-function processed(body: WorkersBody): number {
+function processed(body: WorkersResponse): number {
   return body.shards.flatMap((shard) => shard.workers).reduce((sum, worker) => sum + worker.processed, 0);
 }
 
@@ -99,7 +74,6 @@ async function expectEachEntryOnceAndNoFileOverwritten(
 describe('scale-out: two consumer processes over one output folder', () => {
   let pipeline: Pipeline;
   afterEach(async () => pipeline?.dispose());
-  afterAll(async () => direct?.close());
 
   async function startTwo(envA: Record<string, string>, envB: Record<string, string>) {
     const common = { BATCH_FLUSH_MS: '200' };
@@ -118,7 +92,7 @@ describe('scale-out: two consumer processes over one output folder', () => {
     const files = await waitForAllWritten(pipeline.dir, expected.keys());
     await expectEachEntryOnceAndNoFileOverwritten(files, expected, [low.app, high.app]);
 
-    const [lowWorkers, highWorkers] = [await workersOf(low.url), await workersOf(high.url)];
+    const [lowWorkers, highWorkers] = [await fetchWorkers(low.url), await fetchWorkers(high.url)];
     expect(lowWorkers.shards.map((s) => s.shard)).toEqual([0, 1, 2]);
     expect(highWorkers.shards.map((s) => s.shard)).toEqual([3, 4]);
     const inLow = [...expected.values()].filter((shard) => shard <= 2).length;
@@ -133,18 +107,18 @@ describe('scale-out: two consumer processes over one output folder', () => {
     // Same worker ids in both processes (0-1, 0-2, ...), so only the process part keeps names apart.
     const [a, b] = await startTwo({}, {});
     // /health says connected, not subscribed: without this the first one could take every delivery.
-    await waitForConsumers(pipeline.prefix, 2);
+    await waitForConsumers(pipeline, 2);
 
     const expected = shardsById(await postMany(api.url, 20, 50), SHARDS);
     const files = await waitForAllWritten(pipeline.dir, expected.keys());
     await expectEachEntryOnceAndNoFileOverwritten(files, expected, [a.app, b.app]);
 
-    const [aWorkers, bWorkers] = [await workersOf(a.url), await workersOf(b.url)];
+    const [aWorkers, bWorkers] = [await fetchWorkers(a.url), await fetchWorkers(b.url)];
     for (const body of [aWorkers, bWorkers]) expect(body.shards.map((s) => s.shard)).toEqual([0, 1, 2, 3, 4]);
     expect(processed(aWorkers)).toBeGreaterThan(0);
     expect(processed(bWorkers)).toBeGreaterThan(0);
     expect(processed(aWorkers) + processed(bWorkers)).toBe(expected.size);
-    const ids = (body: WorkersBody) => body.shards.flatMap((s) => s.workers.map((w) => w.id));
+    const ids = (body: WorkersResponse) => body.shards.flatMap((s) => s.workers.map((w) => w.id));
     expect(ids(aWorkers).filter((id) => ids(bWorkers).includes(id)).length).toBeGreaterThan(0);
     expect(await pipeline.queuedMessages()).toBe(0);
   });
@@ -153,10 +127,12 @@ describe('scale-out: two consumer processes over one output folder', () => {
     /** Whether `queue` accepts a redeclaration as `queueType`; a queue of another type refuses it. */
     async function declaredAs(queue: string, queueType: 'classic' | 'quorum'): Promise<boolean> {
       const options = shardQueueOptions({ queuePrefix: pipeline.prefix, shardsCount: SHARDS, queueType });
-      return withChannel((channel) => channel.assertQueue(queue, options)).then(
-        () => true,
-        () => false,
-      );
+      return pipeline.broker
+        .withChannel(`declaring ${queue} as ${queueType}`, (channel) => channel.assertQueue(queue, options))
+        .then(
+          () => true,
+          () => false,
+        );
     }
 
     it('declares quorum shard queues, writes every entry once and dead-letters a poison message', async () => {

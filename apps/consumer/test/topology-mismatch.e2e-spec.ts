@@ -1,10 +1,6 @@
-import { ENTRIES_PATTERN } from '@app/contracts';
+import { encodeShardPacket } from '@app/contracts';
 import { deadLetterQueueName, shardOf, shardQueueName } from '@app/sharding';
-import { Pipeline, postEntries, timestampInShard, waitFor, writtenCount } from '@app/testing';
-
-async function statusOf(url: string): Promise<number> {
-  return (await fetch(url)).status;
-}
+import { Pipeline, healthStatus, postEntries, timestampInShard, waitFor, writtenCount } from '@app/testing';
 
 interface HealthBody {
   details?: { shards?: { status: string; message?: string; notConsuming?: number[]; unconsumedQueues?: string[] } };
@@ -46,7 +42,7 @@ describe('apps started against queues declared with other arguments', () => {
 
     expect(api.running).toBe(true);
     expect(consumer.running).toBe(true);
-    expect(await statusOf(`${apiUrl}/health`)).toBe(503);
+    expect(await healthStatus(apiUrl)).toBe(503);
     const health = await waitFor(
       async () => {
         const result = await healthOf(consumerUrl);
@@ -124,7 +120,7 @@ describe('api and consumer disagreeing on SHARDS_COUNT', () => {
     expect(shardOf(shard0, 5)).toBe(0);
     await broker.publishRaw(
       shardQueueName(prefix, 4),
-      JSON.stringify({ pattern: ENTRIES_PATTERN, data: { shard: 4, entries: [{ id: 'x', timestamp: shard0 }] } }),
+      encodeShardPacket({ shard: 4, entries: [{ id: 'x', timestamp: shard0 }] }),
     );
 
     await consumer.waitForLog(/SHARDS_COUNT disagreement on \S+\.shard\.1: .*SHARDS_COUNT=3.*SHARDS_COUNT=5/);

@@ -202,4 +202,14 @@ describe('encodeEntryLine', () => {
     const withUndefined = { id: 'a', timestamp: '2019-10-12T08:10:53Z', value: undefined, extra: 1 };
     expect(encodeEntryLine(withUndefined as WireEntry)).toBe('{"id":"a","timestamp":"2019-10-12T08:10:53Z"}');
   });
+
+  it("escapes the characters JSON leaves raw that readers such as Python's str.splitlines() break lines at", () => {
+    const value = 'a\u2028b\u2029c\u0085d';
+    const line = encodeEntryLine({ id: 'a', timestamp: '2019-10-12T08:10:53Z', value });
+    expect(line).toBe('{"id":"a","timestamp":"2019-10-12T08:10:53Z","value":"a\\u2028b\\u2029c\\u0085d"}');
+    // Every character Python's str.splitlines() splits at.
+    const pythonLineBreaks = ['\n', '\r', '\v', '\f', '\x1c', '\x1d', '\x1e', '\x85', '\u2028', '\u2029'];
+    expect(pythonLineBreaks.filter((character) => line.includes(character))).toEqual([]);
+    expect((JSON.parse(line) as WireEntry).value).toBe(value);
+  });
 });

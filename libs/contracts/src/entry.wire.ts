@@ -62,6 +62,24 @@ export class ShardMismatchError extends Error {
   }
 }
 
+/**
+ * The SHARDS_COUNT a shard message was published with, from its headers: undefined when it has no
+ * such header. Any other value than a whole number from 1 (an integer, or its digits as a string,
+ * as other AMQP clients may send it) came from no api: a PermanentMessageError, so that it goes to
+ * the dead letters rather than hold its shard as a disagreement that never ends.
+ */
+export function readShardsCountHeader(headers: Record<string, unknown> | undefined): number | undefined {
+  const sent = headers?.[SHARDS_COUNT_HEADER];
+  if (sent === undefined) return undefined;
+  const count = typeof sent === 'number' ? sent : typeof sent === 'string' && /^\d+$/.test(sent) ? Number(sent) : NaN;
+  if (!Number.isSafeInteger(count) || count < 1) {
+    throw new PermanentMessageError(
+      `its ${SHARDS_COUNT_HEADER} header is not a whole number of shards: ${JSON.stringify(sent)}`,
+    );
+  }
+  return count;
+}
+
 function isPlainObject(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
@@ -155,7 +173,19 @@ export function encodeShardPackets(shard: number, entries: WireEntry[]): Buffer[
   return packets;
 }
 
+/**
+ * NEL, LINE SEPARATOR and PARAGRAPH SEPARATOR: JSON.stringify leaves them raw, and readers such as
+ * Python's `str.splitlines()` end a line at each, so a value holding one would split its entry in two.
+ */
+const RAW_LINE_BREAK = /[\u0085\u2028\u2029]/;
+const RAW_LINE_BREAKS = new RegExp(RAW_LINE_BREAK.source, 'g');
+
 /** One line of a batch file. */
 export function encodeEntryLine(entry: WireEntry): string {
-  return JSON.stringify(entry.value === undefined ? { id: entry.id, timestamp: entry.timestamp } : entry);
+  const line = JSON.stringify(entry.value === undefined ? { id: entry.id, timestamp: entry.timestamp } : entry);
+  return RAW_LINE_BREAK.test(line) ? line.replace(RAW_LINE_BREAKS, escapeLineBreak) : line;
+}
+
+function escapeLineBreak(character: string): string {
+  return `\\u${character.charCodeAt(0).toString(16).padStart(4, '0')}`;
 }

@@ -15,3 +15,4 @@ export * from './rabbitmq-cluster';
 export * from './redis';
 export * from './fake-amqp';
 export * from './deferred';
+export * from './health';

@@ -2,6 +2,7 @@ import { Registry } from 'prom-client';
 import { ApiMetrics } from '../metrics/api.metrics';
 import type { ApiConfig } from '@app/config';
 import { SHARDS_COUNT_HEADER, SHARD_MESSAGE_MAX_ENTRIES, type WireEntry, decodeShardPacket } from '@app/contracts';
+import { entryTimestamp } from '@app/testing';
 import { BrokerUnavailableError, ShardPublisher } from './shard-publisher.service';
 
 const PUBLISH_TIMEOUT_MS = 50;
@@ -100,7 +101,7 @@ describe('ShardPublisher', () => {
     // Seconds 3, 8, 13 ... all fall in shard 3 of 5.
     const many: WireEntry[] = Array.from({ length: 2 * SHARD_MESSAGE_MAX_ENTRIES + 1 }, (_, i) => ({
       id: `id-${i}`,
-      timestamp: new Date(Date.UTC(2019, 9, 12, 8, 10, 53 + 5 * i)).toISOString(),
+      timestamp: entryTimestamp((53 + 5 * i) * 1000),
     }));
     let settled = false;
     const published = publisher.publish(3, many).then(() => (settled = true));

@@ -3,6 +3,7 @@ import { ApiMetrics } from '../metrics/api.metrics';
 import type { RabbitmqConfig } from '@app/config';
 import type { CreateEntryDto, WireEntry } from '@app/contracts';
 import { shardOf } from '@app/sharding';
+import { entryTimestamp } from '@app/testing';
 import { BrokerUnavailableError, type ShardPublisher } from '../broker/shard-publisher.service';
 import { IngestService } from './ingest.service';
 
@@ -24,7 +25,7 @@ class FakePublisher {
 
 /** An entry `second` seconds after 2019-10-12T08:10:50.25Z, which is in shard `second % 5`. */
 function entry(second: number, value?: string | null): CreateEntryDto {
-  const timestamp = new Date(Date.UTC(2019, 9, 12, 8, 10, 50 + second, 250)).toISOString();
+  const timestamp = entryTimestamp((50 + second) * 1000 + 250);
   return value === undefined ? { timestamp } : { timestamp, value };
 }
 

@@ -432,6 +432,35 @@ describe('ShardRuntime with a fake channel: the ack rules', () => {
     await runtime.close();
   });
 
+  it.each([5.5, 0, -1, 'five', '', null, true, { count: 1 }, [1]])(
+    'dead-letters a delivery whose SHARDS_COUNT header is %p, not a count, and keeps consuming',
+    async (header) => {
+      const { connection, sink, metrics, runtime } = setup({ batchSize: 1 });
+      const channel = await connection.connect();
+      const tag = deliver(channel, entries(1), null, { headers: { [SHARDS_COUNT_HEADER]: header } });
+      expect(channel.nacked).toEqual([{ tag, allUpTo: false, requeue: false }]);
+      expect(logged('error')).toEqual([
+        `dead-lettering a delivery of unit.shard.0: its ${SHARDS_COUNT_HEADER} header is not a whole number of shards: ${JSON.stringify(header)}`,
+      ]);
+      expect(await valueOf(metrics.deadLettered)).toBe(1);
+      expect(runtime.isConsuming()).toBe(true);
+      expect(runtime.problem()).toBeUndefined();
+      // The shard is not blocked: the next delivery is written.
+      deliver(channel, entries(1));
+      expect(sink.calls).toHaveLength(1);
+      await runtime.close();
+    },
+  );
+
+  it('reads a SHARDS_COUNT header sent as a numeric string, as other AMQP clients may', async () => {
+    const { connection, sink, runtime } = setup({ batchSize: 1 });
+    const channel = await connection.connect();
+    deliver(channel, entries(1), null, { headers: { [SHARDS_COUNT_HEADER]: String(SHARDS) } });
+    expect(sink.calls).toHaveLength(1);
+    expect(channel.nacked).toEqual([]);
+    await runtime.close();
+  });
+
   it('on stop, cancels the consumer, then writes and acks what is buffered', async () => {
     const { connection, sink, runtime } = setup({ batchSize: 10 });
     const channel = await connection.connect();

@@ -2,12 +2,12 @@ import { Logger } from '@nestjs/common';
 import type { ConsumeMessage, Message } from 'amqplib';
 import type { ConsumerConfig, RabbitmqConfig } from '@app/config';
 import {
-  SHARDS_COUNT_HEADER,
   SHARD_MESSAGE_MAX_BYTES,
   ShardMismatchError,
   type WireEntry,
   decodeShardPacket,
   encodeEntryLine,
+  readShardsCountHeader,
 } from '@app/contracts';
 import { describeError, logEvent } from '@app/observability';
 import { shardQueueName } from '@app/sharding';
@@ -190,14 +190,15 @@ export class ShardRuntime {
     if (verdict === 'hold') this.channel.holdOff();
     else if (verdict === 'grow') this.channel.restart();
     const ours = this.deps.rabbitmq.shardsCount;
-    const sent: unknown = message.properties.headers?.[SHARDS_COUNT_HEADER];
-    if (sent !== undefined && Number(sent) !== ours) {
-      this.onShardMismatch(message, generation, `a message was published with SHARDS_COUNT=${JSON.stringify(sent)}`);
-      this.release(bytes);
-      return;
-    }
+    let sent: number | undefined;
     let entries: WireEntry[];
     try {
+      sent = readShardsCountHeader(message.properties.headers);
+      if (sent !== undefined && sent !== ours) {
+        this.onShardMismatch(message, generation, `a message was published with SHARDS_COUNT=${sent}`);
+        this.release(bytes);
+        return;
+      }
       entries = decodeShardPacket(message.content, this.shard, ours);
     } catch (error) {
       if (error instanceof ShardMismatchError) {

@@ -8,9 +8,9 @@ import {
 } from '@nestjs/common';
 import { type ConfigType } from '@nestjs/config';
 import { consumerConfig, runtimeConfig } from '@app/config';
+import type { WorkersResponse } from '@app/contracts';
 import { describeError } from '@app/observability';
 import { BrokerConnection } from '../broker/broker-connection.service';
-import type { WorkerRecord } from '../worker-pool/worker-pool.types';
 import type { ShardRuntime } from './shard-runtime';
 
 /** Builds the runtime of one shard (see ShardModule). */
@@ -53,7 +53,7 @@ export class ShardSupervisor implements OnApplicationBootstrap, BeforeApplicatio
   }
 
   /** Each shard's workers, live ones first, as `GET /workers` shows them. */
-  workerHistory(): Array<{ shard: number; workers: WorkerRecord[] }> {
+  workerHistory(): WorkersResponse['shards'] {
     return this.runtimes.map((runtime) => ({ shard: runtime.shard, workers: runtime.workerHistory() }));
   }
 

@@ -1,14 +1,8 @@
+import type { RetireReason, WorkerRecord } from '@app/contracts';
 import type { BatchBufferOptions } from '../batch/batch-buffer';
 
-export type RetireReason = 'idle' | 'timeout' | 'shutdown';
-
-/** One line of a pool's history, as `GET /workers` shows it. */
-export interface WorkerRecord {
-  id: string;
-  processed: number;
-  state: 'active' | 'retired';
-  reason: RetireReason | null;
-}
+/** A line of a pool's history and why a worker retired: what `GET /workers` shows, defined in libs/contracts. */
+export type { RetireReason, WorkerRecord };
 
 /**
  * How a batch write is steered: the one control type between the pool, the runtime and the sink.

@@ -1,10 +1,6 @@
 import { Controller, Get } from '@nestjs/common';
+import type { WorkersResponse } from '@app/contracts';
 import { ShardSupervisor } from '../shard/shard-supervisor.service';
-import type { WorkerRecord } from '../worker-pool/worker-pool.types';
-
-export interface WorkersResponse {
-  shards: Array<{ shard: number; workers: WorkerRecord[] }>;
-}
 
 @Controller('workers')
 export class WorkersController {
