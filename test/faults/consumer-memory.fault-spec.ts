@@ -165,4 +165,65 @@ describe('a heavy one-shard backlog (the contract: memory is bounded)', () => {
     expect(strangers).toBe(0);
     expect(duplicates(counts).ids).toBe(0);
   }, 240_000);
+
+  it(`drains a backlog of entries as large as MAX_BODY_BYTES lets them be, in every shard, under ${RSS_LIMIT_MB} MB RSS`, async () => {
+    // PREFETCH counts deliveries: 200 of these per shard would be a gigabyte (docs/consumer-memory.md).
+    const requests = pick(250, 100);
+    const maxBodyBytes = readApiConfig({}).maxBodyBytes;
+    const pipeline = await run.pipelineFor('faults-consumer-large-values', { shardsCount: SHARDS });
+    const api = await pipeline.startApi();
+    expect(await api.app.stop('SIGTERM')).toBe(0);
+
+    const expected = new Set<string>();
+    /** Request r's one entry: the largest a request of MAX_BODY_BYTES can hold, [{"timestamp":"…","value":"…"}]. */
+    const entryOf = (r: number): WireEntry => {
+      const timestamp = `2019-10-12T08:10:${String(r % 60).padStart(2, '0')}.000Z`;
+      const value = 'x'.repeat(maxBodyBytes - JSON.stringify([{ timestamp, value: '' }]).length);
+      return { id: `00000000-0000-4000-9000-${r.toString(16).padStart(12, '0')}`, timestamp, value };
+    };
+    let messages = 0;
+    for (let shard = 0; shard < SHARDS; shard++) {
+      const packets = function* () {
+        for (let r = shard; r < requests; r += SHARDS) {
+          const entry = entryOf(r);
+          expect(shardOf(entry.timestamp, SHARDS)).toBe(shard);
+          expected.add(entry.id);
+          yield* encodeShardPackets(shard, [entry]);
+        }
+      };
+      messages += await pipeline.broker.publishMany(shardQueueName(pipeline.prefix, shard), packets(), {
+        contentType: 'application/json',
+        headers: { [SHARDS_COUNT_HEADER]: SHARDS },
+      });
+    }
+
+    const drainStarted = Date.now();
+    const consumer = await pipeline.startConsumer();
+    const rss = new RssSampler(consumer.app, 100);
+    await waitFor(async () => (await writtenBy(consumer.url)) >= requests, {
+      description: `all ${requests} large entries written`,
+      timeoutMs: 120_000,
+      intervalMs: 250,
+    });
+    const drainMs = Date.now() - drainStarted;
+    const memory = rss.stop();
+    const counts = countIds(await readBatchFiles(pipeline.dir));
+    summary('large entries in every shard', {
+      requests,
+      entryKb: Math.round(maxBodyBytes / 1024),
+      messages,
+      drainMs,
+      rssMaxMb: memory.maxMb,
+      rssPeakMb: memory.peakMb,
+      rssSamples: memory.samples,
+      lost: [...expected].filter((id) => !counts.has(id)).length,
+      duplicatedIds: duplicates(counts).ids,
+    });
+    expect(messages).toBe(requests);
+    expect(memory.samples).toBeGreaterThanOrEqual(10);
+    expect(memory.maxMb).toBeLessThan(RSS_LIMIT_MB);
+    expect(memory.peakMb).toBeLessThan(RSS_LIMIT_MB);
+    expect([...expected].filter((id) => !counts.has(id))).toEqual([]);
+    expect(duplicates(counts).ids).toBe(0);
+  }, 240_000);
 });
