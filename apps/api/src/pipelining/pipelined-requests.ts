@@ -63,6 +63,9 @@ export class PipelinedRequests {
   };
 }
 
+/** How long a connection answered with a client error may take to read what is buffered for it. */
+const CLOSE_AFTER_ERROR_MS = 10_000;
+
 /** What Fastify's default clientErrorHandler answers (same statuses and bodies). */
 function answerClientError(error: NodeJS.ErrnoException, socket: Socket): void {
   if (error.code === 'ECONNRESET' || socket.destroyed) return;
@@ -74,10 +77,14 @@ function answerClientError(error: NodeJS.ErrnoException, socket: Socket): void {
         : [400, 'Client Error'];
   const reason = STATUS_CODES[status] ?? '';
   const body = JSON.stringify({ error: reason, message, statusCode: status });
-  if (socket.writable) {
-    socket.write(
-      `HTTP/1.1 ${status} ${reason}\r\nContent-Length: ${body.length}\r\nContent-Type: application/json\r\n\r\n${body}`,
-    );
+  if (!socket.writable) {
+    socket.destroy(error);
+    return;
   }
-  socket.destroy(error);
+  // end(), not destroy(): the answers before this one may still be buffered (a client that is slow
+  // to read), and destroy() would drop them: a 201 lost on its way is a retry that stores twice.
+  socket.end(
+    `HTTP/1.1 ${status} ${reason}\r\nContent-Length: ${body.length}\r\nContent-Type: application/json\r\n\r\n${body}`,
+  );
+  setTimeout(() => socket.destroy(), CLOSE_AFTER_ERROR_MS).unref();
 }

@@ -6,7 +6,7 @@ const MiB = 1024 * KiB;
 const BUDGET = 200 * 64 * KiB;
 
 function window() {
-  return new DeliveryWindow({ budget: BUDGET, maxPrefetch: 200, assumedLargest: MiB });
+  return new DeliveryWindow({ budget: BUDGET, maxPrefetch: 200, assumedLargest: MiB, largeBytes: 64 * KiB });
 }
 
 describe('DeliveryWindow', () => {
@@ -20,6 +20,21 @@ describe('DeliveryWindow', () => {
     expect(w.startConsumer()).toBe(200);
     expect(w.received(64 * KiB)).toBe('consume');
     expect(w.fullHand).toBe(200);
+    // At PREFETCH it never restarts again, however many small deliveries come.
+    for (let i = 0; i < 1000; i++) {
+      expect(w.received(2 * KiB)).toBe('consume');
+      w.release(2 * KiB);
+    }
+  });
+
+  it("holds for messages of the api's usual size only once the budget is passed, not for what the prefetch could bring", () => {
+    const w = window();
+    w.startConsumer();
+    for (let i = 0; i < 12; i++) w.received(KiB);
+    expect(w.startConsumer()).toBe(200);
+    // 200 of 64 KiB would be the whole 12.5 MiB: not a reason to stop while little is held.
+    for (let i = 0; i < 199; i++) expect(w.received(64 * KiB)).toBe('consume');
+    expect(w.received(64 * KiB)).toBe('hold');
   });
 
   it('a consumer whose deliveries fill its prefetch without room to grow has a full hand at that prefetch; held off, at 1', () => {

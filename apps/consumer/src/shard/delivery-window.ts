@@ -11,6 +11,11 @@ export interface DeliveryWindowOptions {
   maxPrefetch: number;
   /** The size a first consumer assumes its deliveries may have, before it has seen any. */
   assumedLargest: number;
+  /**
+   * Deliveries over this size (the api's single-entry messages) hold the consumer off as soon as
+   * its prefetch of them could pass the budget; smaller ones only once the budget is passed.
+   */
+  largeBytes: number;
 }
 
 /**
@@ -77,14 +82,14 @@ export class DeliveryWindow {
     this.seen++;
     this.largestSeen = Math.max(this.largestSeen, bytes);
     if (this.holding) return 'hold';
-    if (this.held > budget || bytes * this.prefetch > budget) {
-      // The consumer may be sent `prefetch` deliveries of this size: more than the budget.
+    if (this.held > budget || (bytes > this.options.largeBytes && bytes * this.prefetch > budget)) {
+      // Over the budget, or the consumer may be sent `prefetch` deliveries of this size: far more.
       this.largest = Math.max(bytes, this.largestSeen);
       this.holding = true;
       return 'hold';
     }
     // Restarting costs a cancel and a consume: only for at least twice the prefetch (or PREFETCH).
-    if (this.seen >= this.prefetch) {
+    if (!this.settled && this.seen >= this.prefetch) {
       if (this.room(this.largestSeen) >= Math.min(maxPrefetch, 2 * this.prefetch)) {
         this.largest = this.largestSeen;
         return 'grow';

@@ -105,6 +105,40 @@ describe('ShardChannel', () => {
       expect(second.consumers).toBe(1);
     });
 
+    it('a resume while a new channel declares its queues starts one consumer, not two', async () => {
+      const { manager, channel } = setup();
+      channel.open();
+      const first = await manager.connect();
+      channel.holdOff();
+      first.closeByBroker();
+      await jest.advanceTimersByTimeAsync(REOPEN_MS);
+      const declared = deferred();
+      jest.spyOn(manager, 'ensureTopology').mockImplementationOnce(() => declared.promise);
+      const connecting = manager.connect();
+      await jest.advanceTimersByTimeAsync(0);
+      channel.resume();
+      declared.resolve();
+      const second = await connecting;
+      await jest.advanceTimersByTimeAsync(0);
+      expect(second.consumers).toBe(1);
+      expect(channel.isConsuming()).toBe(true);
+    });
+
+    it("after a long hold, /health's grace for a consumer starts at the resume", async () => {
+      const { manager, channel } = setup();
+      channel.open();
+      const amqp = await manager.connect();
+      channel.holdOff();
+      await jest.advanceTimersByTimeAsync(60_000);
+      const consumed = deferred();
+      holdNextConsume(amqp, consumed.promise);
+      channel.resume();
+      expect(channel.msWithoutConsumer()).toBeLessThan(1_000);
+      consumed.resolve();
+      await jest.advanceTimersByTimeAsync(0);
+      expect(channel.msWithoutConsumer()).toBe(0);
+    });
+
     it('restart replaces the consumer at once, but not while held off, paused or stopping', async () => {
       const { manager, channel, logged } = setup();
       channel.open();
@@ -573,7 +607,7 @@ describe('ShardChannel', () => {
       expect(channel.isConsuming()).toBe(false);
     });
 
-    it('cancels a consumer that a pause ending just before it was starting again', async () => {
+    it('waits for a consumer that a pause ending just before it was starting again, and cancels it', async () => {
       const { manager, channel } = setup();
       channel.open();
       const amqp = await manager.connect();
@@ -581,9 +615,13 @@ describe('ShardChannel', () => {
       holdNextConsume(amqp, consumed.promise);
       channel.pause(PAUSE_MS);
       await jest.advanceTimersByTimeAsync(PAUSE_MS);
-      await channel.stopConsuming();
-      consumed.resolve();
+      let stopped = false;
+      const stopping = channel.stopConsuming().then(() => (stopped = true));
       await jest.advanceTimersByTimeAsync(0);
+      expect(stopped).toBe(false);
+      consumed.resolve();
+      await stopping;
+      // Cancelled before stopConsuming() resolved: no delivery can come during the drain.
       expect(amqp.consumers).toBe(2);
       expect(amqp.cancelled).toEqual(['ctag-1', 'ctag-2']);
       expect(channel.isConsuming()).toBe(false);

@@ -59,6 +59,8 @@ export class ShardChannel {
   private wrapperToken?: object;
   /** The running channel setup, which stopConsuming() waits for so that no consumer starts behind it. */
   private settingUp: Promise<void> = Promise.resolve();
+  /** The consumer being started (by a setup, resume(), restart() or a pause's end), which stopConsuming() waits for too. */
+  private starting: Promise<void> = Promise.resolve();
   /** Set by the first channel error, cleared once consuming: a failure is explained once, not per retry. */
   private failing = false;
   /** pause() holds the consumer off until this timer fires. */
@@ -125,6 +127,8 @@ export class ShardChannel {
   resume(): void {
     if (!this.held) return;
     this.held = false;
+    // Without a consumer from now on, not for the whole hold: /health's grace starts here.
+    if (this.withoutConsumerSince !== undefined) this.withoutConsumerSince = Date.now();
     this.consumeIfFree();
   }
 
@@ -166,7 +170,7 @@ export class ShardChannel {
     const open = this.current;
     if (open === undefined || open.consumerTag !== undefined || open.starting) return;
     if (this.held || this.resumeTimer !== undefined || this.stopping) return;
-    this.consume(open).catch((error: Error) => this.logError(error));
+    this.starting = this.consume(open).catch((error: Error) => this.logError(error));
   }
 
   /** Whether `generation` is the open channel's: only then can its deliveries be settled. */
@@ -192,8 +196,9 @@ export class ShardChannel {
     this.stopping = true;
     clearTimeout(this.reopenTimer);
     clearTimeout(this.resumeTimer);
-    // A setup under way sees `stopping` and cancels its own consumer; wait for it.
+    // A setup or a consumer start under way sees `stopping` and cancels its own consumer; wait for it.
     await this.settingUp;
+    await this.starting;
     const open = this.current;
     if (open?.consumerTag === undefined) return;
     try {
@@ -246,7 +251,8 @@ export class ShardChannel {
   }
 
   private async consume(open: OpenChannel): Promise<void> {
-    if (this.stopping) return;
+    // One consumer per channel: a resume() during the setup's topology wait may have started one.
+    if (this.stopping || open.starting || open.consumerTag !== undefined) return;
     const { channel, generation } = open;
     open.starting = true;
     let consumerTag: string;

@@ -126,6 +126,7 @@ export class ShardRuntime {
       budget: SHARD_HELD_BYTES,
       maxPrefetch: consumer.prefetch,
       assumedLargest: ASSUMED_LARGEST_MESSAGE,
+      largeBytes: SHARD_MESSAGE_MAX_BYTES,
     });
     this.channel = new ShardChannel(
       deps.connection,
