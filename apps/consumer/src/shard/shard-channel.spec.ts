@@ -58,6 +58,17 @@ describe('ShardChannel', () => {
   });
 
   describe('holdOff, resume and restart (the shard holds as many bytes as it should)', () => {
+    /** Held off, then its channel closed by the broker: the reopen is due, the next connect() makes it. */
+    async function heldOffAndReopening() {
+      const parts = setup();
+      parts.channel.open();
+      const first = await parts.manager.connect();
+      parts.channel.holdOff();
+      first.closeByBroker();
+      await jest.advanceTimersByTimeAsync(REOPEN_MS);
+      return parts;
+    }
+
     it('holdOff cancels the consumer until resume, which starts one asking for its prefetch again; the shard counts as consumed meanwhile', async () => {
       const manager = new FakeChannelManager();
       const prefetches = [4, 2];
@@ -89,12 +100,7 @@ describe('ShardChannel', () => {
     });
 
     it('a channel opened while held off waits for resume; a pause outlasting the hold keeps it off', async () => {
-      const { manager, channel } = setup();
-      channel.open();
-      const first = await manager.connect();
-      channel.holdOff();
-      first.closeByBroker();
-      await jest.advanceTimersByTimeAsync(REOPEN_MS);
+      const { manager, channel } = await heldOffAndReopening();
       const second = await manager.connect();
       expect(second.consumers).toBe(0);
       channel.pause(PAUSE_MS);
@@ -106,12 +112,7 @@ describe('ShardChannel', () => {
     });
 
     it('a resume while a new channel declares its queues starts one consumer, not two', async () => {
-      const { manager, channel } = setup();
-      channel.open();
-      const first = await manager.connect();
-      channel.holdOff();
-      first.closeByBroker();
-      await jest.advanceTimersByTimeAsync(REOPEN_MS);
+      const { manager, channel } = await heldOffAndReopening();
       const declared = deferred();
       jest.spyOn(manager, 'ensureTopology').mockImplementationOnce(() => declared.promise);
       const connecting = manager.connect();
