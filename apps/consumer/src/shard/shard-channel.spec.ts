@@ -140,6 +140,22 @@ describe('ShardChannel', () => {
       expect(channel.msWithoutConsumer()).toBe(0);
     });
 
+    it('a restart asked for by deliveries that came before consume-ok replaces that consumer once it is up', async () => {
+      const { manager, channel } = setup();
+      channel.open();
+      const consumeStarted = deferred();
+      const consumed = deferred();
+      const connecting = manager.connect((fake) => holdNextConsume(fake, consumed.promise, consumeStarted));
+      await consumeStarted.promise;
+      channel.restart();
+      consumed.resolve();
+      const amqp = await connecting;
+      await jest.advanceTimersByTimeAsync(0);
+      expect(amqp.cancelled).toEqual(['ctag-1']);
+      expect(amqp.consumers).toBe(2);
+      expect(channel.isConsuming()).toBe(true);
+    });
+
     it('restart replaces the consumer at once, but not while held off, paused or stopping', async () => {
       const { manager, channel, logged } = setup();
       channel.open();

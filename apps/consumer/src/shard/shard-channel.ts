@@ -40,6 +40,8 @@ interface OpenChannel {
   starting?: boolean;
   /** Its first consumer was logged. */
   announced?: boolean;
+  /** restart() came while a consumer was starting: replace that one once it is up. */
+  restartWhenUp?: boolean;
 }
 
 /**
@@ -135,6 +137,11 @@ export class ShardChannel {
   /** Cancels the consumer and starts a new one at once, which asks for its prefetch again. */
   restart(): void {
     if (this.held || this.resumeTimer !== undefined || this.stopping) return;
+    // Deliveries can come before basic.consume-ok is handled: then there is no tag to cancel yet.
+    if (this.current?.starting) {
+      this.current.restartWhenUp = true;
+      return;
+    }
     this.cancelConsumer();
     this.consumeIfFree();
   }
@@ -277,6 +284,12 @@ export class ShardChannel {
     if (this.held || this.resumeTimer !== undefined) {
       // holdOff() or pause() came while it was being set up, when there was nothing to cancel yet.
       this.cancelConsumer();
+      return;
+    }
+    if (open.restartWhenUp) {
+      open.restartWhenUp = false;
+      this.cancelConsumer();
+      this.consumeIfFree();
       return;
     }
     this.withoutConsumerSince = undefined;
