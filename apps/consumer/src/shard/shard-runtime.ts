@@ -19,10 +19,10 @@ import { DEFAULT_POOL_OPTIONS, WorkerPool } from '../worker-pool/worker-pool';
 import type { BatchJob, WorkerRecord } from '../worker-pool/worker-pool.types';
 import { DeliveryWindow } from './delivery-window';
 import { LargeGarbage } from './large-garbage';
+import { type ChannelSource, ShardChannel } from './shard-channel';
 
 /** One full garbage collection per this many bytes of large messages written (docs/consumer-memory.md). */
 const largeGarbage = new LargeGarbage(16 * 1024 * 1024);
-import { type ChannelSource, ShardChannel } from './shard-channel';
 
 /** One delivery from the broker, as far as an ack needs it, and the channel generation it came on. */
 export interface Delivery {
@@ -91,7 +91,7 @@ export class ShardRuntime {
   private readonly queue: string;
   private readonly channel: ShardChannel;
   private readonly pool: WorkerPool<PendingEntry>;
-  /** Bytes in hand: what the api's largest messages at PREFETCH would be, whatever their real size. */
+  /** The bytes of deliveries in hand, kept within SHARD_HELD_BYTES; it sets each consumer's prefetch. */
   private readonly window: DeliveryWindow;
   private stopped?: Promise<void>;
   private closed?: Promise<void>;
