@@ -1,5 +1,5 @@
 import { Logger } from '@nestjs/common';
-import { DEFAULT_POOL_OPTIONS, WorkerPool } from './worker-pool';
+import { BatchReclaimedError, DEFAULT_POOL_OPTIONS, WorkerPool } from './worker-pool';
 import type { AddOutcome, BatchJob, WorkerPoolOptions } from './worker-pool.types';
 
 interface Call {
@@ -170,6 +170,21 @@ describe('WorkerPool', () => {
     await finish(calls[0]);
     expect(written).toEqual([{ items: [0, 1, 2, 3, 4], workerId: '2-1' }]);
     expect(pool.history()).toContainEqual({ id: '2-1', processed: 5, state: 'retired', reason: 'timeout' });
+    pool.close();
+  });
+
+  it('refuses the commit of a batch a timeout took back, so only its new worker writes it', async () => {
+    const { pool, calls, add, finish, written } = setup({ min: 1, max: 1 });
+    pool.start();
+    add(0, 5);
+    // The writer checked the signal, then awaited (its ledger record) past the timeout.
+    await jest.advanceTimersByTimeAsync(10_000);
+    expect(() => calls[0].job.commit()).toThrow(BatchReclaimedError);
+    expect(() => calls[0].job.commit()).toThrow('worker 2-1 timed out before its commit');
+    await finish(calls[0], new Error('commit refused'));
+    await finish(calls[1]);
+    expect(written).toEqual([{ items: [0, 1, 2, 3, 4], workerId: '2-2' }]);
+    expect(calls).toHaveLength(2);
     pool.close();
   });
 

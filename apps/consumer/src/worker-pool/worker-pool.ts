@@ -44,6 +44,14 @@ interface Job {
   reclaimed: boolean;
 }
 
+/** commit() of a batch a timeout already took back: the writer must not publish it (another worker writes it). */
+export class BatchReclaimedError extends Error {
+  constructor(workerId: string) {
+    super(`worker ${workerId} timed out before its commit; its batch went back to the buffer`);
+    this.name = BatchReclaimedError.name;
+  }
+}
+
 export const DEFAULT_POOL_OPTIONS = {
   idleMs: 30_000,
   reportEveryMs: 10_000,
@@ -255,6 +263,9 @@ export class WorkerPool<T> {
         items,
         signal: controller.signal,
         commit: () => {
+          // The writer may have awaited after its last look at the signal (the ledger record):
+          // a batch already back in the buffer must not also be renamed into place.
+          if (job.reclaimed) throw new BatchReclaimedError(worker.id);
           job.committed = true;
         },
       }))();

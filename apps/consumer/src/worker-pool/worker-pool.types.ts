@@ -12,6 +12,7 @@ export type { RetireReason, WorkerRecord };
 export interface WriteControl {
   /** Aborted when the worker timed out before commit(): the writer must then not publish the batch. */
   signal: AbortSignal;
+  /** Throws (BatchReclaimedError) once the timeout took the batch back: the writer must then not publish it. */
   commit(): void;
 }
 
