@@ -135,6 +135,45 @@ describe('FileSinkService', () => {
     expect(logged('log').filter((text) => String(text).startsWith('removed'))).toEqual([]);
   });
 
+  it('opens nothing for a write aborted before it starts', async () => {
+    const sink = sinkAt(dir);
+    await sink.onModuleInit();
+    const open = jest.spyOn(fsp, 'open');
+    const controller = new AbortController();
+    controller.abort();
+    await expect(sink.write('0-1', ['x'], { signal: controller.signal, commit: jest.fn() })).rejects.toBeInstanceOf(
+      SinkWriteAbortedError,
+    );
+    expect(open).not.toHaveBeenCalled();
+  });
+
+  it('stops a write aborted while staging at its next step: no fsync, nothing staged, no commit', async () => {
+    const sink = sinkAt(dir);
+    await sink.onModuleInit();
+    const controller = new AbortController();
+    const syncs: jest.SpyInstance[] = [];
+    const realOpen = fsp.open.bind(fsp);
+    jest.spyOn(fsp, 'open').mockImplementation(async (...args: Parameters<typeof fsp.open>) => {
+      const handle = await realOpen(...args);
+      const realWrite = handle.writeFile.bind(handle);
+      // The worker times out while the bytes are being written.
+      jest.spyOn(handle, 'writeFile').mockImplementation(async (...rest: Parameters<typeof handle.writeFile>) => {
+        await realWrite(...rest);
+        controller.abort();
+      });
+      syncs.push(jest.spyOn(handle, 'sync'));
+      return handle;
+    });
+    const commit = jest.fn();
+    await expect(sink.write('0-1', ['x'], { signal: controller.signal, commit })).rejects.toBeInstanceOf(
+      SinkWriteAbortedError,
+    );
+    expect(syncs).toHaveLength(1);
+    expect(syncs[0]).not.toHaveBeenCalled();
+    expect(commit).not.toHaveBeenCalled();
+    expect(readdirSync(join(dir, STAGING_FOLDER))).toEqual([]);
+  });
+
   it('counts a process it may not signal (EPERM) as alive, and one that is gone (ESRCH) as dead', async () => {
     const staging = join(dir, STAGING_FOLDER);
     await sinkAt(dir).onModuleInit();

@@ -163,10 +163,16 @@ export class FileSinkService implements OnModuleInit {
     }
   }
 
-  /** Writes (and with SINK_FSYNC fsyncs) the staged file; on any failure or abort it removes it. */
+  /**
+   * Writes (and with SINK_FSYNC fsyncs) the staged file; on any failure or abort it removes it. An
+   * abort stops it at its next step: a timed-out write holds no file open nor queues an fsync
+   * while its replacement writes the batch (else, with a short WORKER_TIMEOUT_MS, abandoned writes
+   * piled up faster than they finished and every write timed out).
+   */
   private async stage(staged: string, data: string, signal?: AbortSignal): Promise<void> {
+    if (signal?.aborted) throw new SinkWriteAbortedError();
     try {
-      await this.writeStaged(staged, data);
+      await this.writeStaged(staged, data, signal);
       if (signal?.aborted) throw new SinkWriteAbortedError();
     } catch (error) {
       await unlink(staged).catch(() => undefined);
@@ -213,7 +219,7 @@ export class FileSinkService implements OnModuleInit {
     }
   }
 
-  private async writeStaged(path: string, data: string): Promise<void> {
+  private async writeStaged(path: string, data: string, signal?: AbortSignal): Promise<void> {
     const handle = await open(path, 'w').catch(async (error: NodeJS.ErrnoException) => {
       // The folder was removed under us: make it again rather than fail every batch.
       if (error.code !== 'ENOENT') throw error;
@@ -221,7 +227,9 @@ export class FileSinkService implements OnModuleInit {
       return open(path, 'w');
     });
     try {
+      if (signal?.aborted) throw new SinkWriteAbortedError();
       await handle.writeFile(data);
+      if (signal?.aborted) throw new SinkWriteAbortedError();
       if (this.config.sinkFsync) await handle.sync();
     } finally {
       await handle.close();
