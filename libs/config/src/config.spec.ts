@@ -115,6 +115,14 @@ describe('configuration', () => {
       'Invalid REQUEST_TIMEOUT_MS="50": expected a whole number from 100 to 3600000',
     ],
     [
+      () => readApiConfig({ PUBLISH_TIMEOUT_MS: '10' }),
+      'Invalid PUBLISH_TIMEOUT_MS="10": expected a whole number from 100 to 600000',
+    ],
+    [
+      () => readConsumerConfig({ WORKER_TIMEOUT_MS: '100' }),
+      'Invalid WORKER_TIMEOUT_MS="100": expected a whole number from 1000 to 3600000',
+    ],
+    [
       () => readApiConfig({ IDEMPOTENCY_TTL_S: '0' }),
       'Invalid IDEMPOTENCY_TTL_S="0": expected a whole number from 1 to 2592000',
     ],
