@@ -17,6 +17,7 @@ import { DedupeService } from '../dedupe/dedupe.service';
 import { DisabledDedupe } from '../dedupe/disabled-dedupe';
 import fc from 'fast-check';
 import {
+  CONCURRENT_WRITES,
   DIRECTORY_SYNC_RETRY_MS,
   compactTime,
   FileSinkService,
@@ -172,6 +173,29 @@ describe('FileSinkService', () => {
     expect(syncs[0]).not.toHaveBeenCalled();
     expect(commit).not.toHaveBeenCalled();
     expect(readdirSync(join(dir, STAGING_FOLDER))).toEqual([]);
+  });
+
+  it('writes at most CONCURRENT_WRITES batches at once; one aborted while it waits its turn opens nothing', async () => {
+    const sink = sinkAt(dir, false);
+    await sink.onModuleInit();
+    const realOpen = fsp.open.bind(fsp);
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    const open = jest.spyOn(fsp, 'open').mockImplementation(async (...args: Parameters<typeof fsp.open>) => {
+      await held;
+      return realOpen(...args);
+    });
+    const first = Array.from({ length: CONCURRENT_WRITES }, (_, i) => sink.write(`0-${i}`, ['x'], go()));
+    const controller = new AbortController();
+    const waiting = sink.write('0-99', ['x'], { signal: controller.signal, commit: jest.fn() });
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(open).toHaveBeenCalledTimes(CONCURRENT_WRITES);
+    controller.abort();
+    await expect(waiting).rejects.toBeInstanceOf(SinkWriteAbortedError);
+    release();
+    await Promise.all(first);
+    expect(open).toHaveBeenCalledTimes(CONCURRENT_WRITES);
+    expect(readdirSync(dir).filter((name) => name.endsWith('.jsonl'))).toHaveLength(CONCURRENT_WRITES);
   });
 
   it('counts a process it may not signal (EPERM) as alive, and one that is gone (ESRCH) as dead', async () => {

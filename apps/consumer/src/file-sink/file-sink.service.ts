@@ -11,6 +11,7 @@ import { describeError } from '@app/observability';
 import { Dedupe, type DedupeTicket } from '../dedupe/dedupe';
 import type { WriteControl } from '../worker-pool/worker-pool.types';
 import { makeFolder } from '../common/make-folder';
+import { WriteGate } from './write-gate';
 
 /** Staged files wait here, on the same file system, until the rename makes them complete. */
 export const STAGING_FOLDER = '.inflight';
@@ -20,6 +21,12 @@ const FOREIGN_STAGED_MAX_AGE_MS = 60 * 60 * 1000;
 export const PROBE_CACHE_MS = 2_000;
 /** First and longest pause between tries of a failed folder fsync after a rename. */
 export const DIRECTORY_SYNC_RETRY_MS = { initial: 100, max: 5_000 };
+
+/**
+ * Batch writes on the disk at once, across every shard's pool: far above the defaults' 5 shards x 4
+ * workers, so it only bites with many shards or a large WORKERS_MAX (see WriteGate).
+ */
+export const CONCURRENT_WRITES = 32;
 
 /** The write was abandoned (its worker timed out) before it became visible. */
 export class SinkWriteAbortedError extends Error {
@@ -62,6 +69,7 @@ export class FileSinkService implements OnModuleInit {
   /** Unique per process, so two consumers sharing the folder never pick the same name. */
   private readonly processTag = randomBytes(4).toString('hex');
   private readonly syncer: DirectorySyncer;
+  private readonly gate = new WriteGate(CONCURRENT_WRITES);
   private sequence = 0;
   /** The probe under way, shared by every caller that arrives while it runs. */
   private probing?: Promise<boolean>;
@@ -112,13 +120,28 @@ export class FileSinkService implements OnModuleInit {
   }
 
   /**
-   * Writes one complete batch file and resolves with its name once it is in place (and, with
+   * Writes one complete batch file (at most CONCURRENT_WRITES at once) and resolves with its name once it is in place (and, with
    * SINK_FSYNC, on disk: the file before the rename, the folder after it). Throws
    * SinkWriteAbortedError if `signal` fired before the commit. A rejection always means no file
    * appeared and nothing is left staged, so the caller may write the batch again; once the file is
    * in place, this never rejects (a failing folder fsync is retried alone, see docs/file-sink.md).
    */
   async write(
+    workerId: string,
+    lines: readonly string[],
+    control: WriteControl,
+    record?: BatchRecord,
+  ): Promise<string> {
+    if (!(await this.gate.enter(control.signal))) throw new SinkWriteAbortedError();
+    try {
+      return await this.writeAdmitted(workerId, lines, control, record);
+    } finally {
+      this.gate.leave();
+    }
+  }
+
+  /** write(), once the gate has let it touch the disk. */
+  private async writeAdmitted(
     workerId: string,
     lines: readonly string[],
     control: WriteControl,
