@@ -198,6 +198,20 @@ describe('FileSinkService', () => {
     expect(readdirSync(dir).filter((name) => name.endsWith('.jsonl'))).toHaveLength(CONCURRENT_WRITES);
   });
 
+  it('tells the control the write started once the gate let it in, before any I/O', async () => {
+    const sink = sinkAt(dir);
+    await sink.onModuleInit();
+    const events: string[] = [];
+    const realOpen = fsp.open.bind(fsp);
+    jest.spyOn(fsp, 'open').mockImplementation(async (...args: Parameters<typeof fsp.open>) => {
+      events.push('open');
+      return realOpen(...args);
+    });
+    await sink.write('0-1', ['x'], { ...go(), started: () => events.push('started') });
+    // The staged file's open, then the folder's (its fsync after the rename).
+    expect(events).toEqual(['started', 'open', 'open']);
+  });
+
   it('counts a process it may not signal (EPERM) as alive, and one that is gone (ESRCH) as dead', async () => {
     const staging = join(dir, STAGING_FOLDER);
     await sinkAt(dir).onModuleInit();

@@ -133,6 +133,7 @@ export class FileSinkService implements OnModuleInit {
     record?: BatchRecord,
   ): Promise<string> {
     if (!(await this.gate.enter(control.signal))) throw new SinkWriteAbortedError();
+    control.started?.();
     try {
       return await this.writeAdmitted(workerId, lines, control, record);
     } finally {

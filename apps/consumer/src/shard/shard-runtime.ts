@@ -361,6 +361,7 @@ export class ShardRuntime {
       lines,
       {
         signal: job.signal,
+        started: job.started,
         commit: () => {
           if (holders.some((delivery) => !this.channel.isCurrent(delivery.generation))) throw new StaleDeliveryError();
           job.commit();

@@ -188,6 +188,24 @@ describe('WorkerPool', () => {
     pool.close();
   });
 
+  it('counts the write timeout from started(): waiting for the disk is not a slow write', async () => {
+    const { pool, calls, add } = setup({ min: 1, max: 1 });
+    pool.start();
+    add(0, 5);
+    await jest.advanceTimersByTimeAsync(9_000);
+    calls[0].job.started?.();
+    await jest.advanceTimersByTimeAsync(9_000);
+    expect(calls[0].job.signal.aborted).toBe(false);
+    await jest.advanceTimersByTimeAsync(1_000);
+    expect(calls[0].job.signal.aborted).toBe(true);
+    expect(calls).toHaveLength(2);
+    // A started() after the timeout fired revives nothing: the new worker's write is not timed out twice.
+    calls[0].job.started?.();
+    await jest.advanceTimersByTimeAsync(10_000);
+    expect(pool.history().filter((w) => w.reason === 'timeout')).toHaveLength(2);
+    pool.close();
+  });
+
   it('puts a failed batch back and retries it after a pause', async () => {
     const { pool, calls, add, finish, written } = setup({ min: 1, max: 1 });
     pool.start();

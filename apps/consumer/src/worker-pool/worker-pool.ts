@@ -268,6 +268,10 @@ export class WorkerPool<T> {
           if (job.reclaimed) throw new BatchReclaimedError(worker.id);
           job.committed = true;
         },
+        started: () => {
+          // Only while the timer is armed: refresh() would revive one that fired or was cleared.
+          if (this.writeTimers.has(timer)) timer.refresh();
+        },
       }))();
     write
       .then(

@@ -14,6 +14,8 @@ export interface WriteControl {
   signal: AbortSignal;
   /** Throws (BatchReclaimedError) once the timeout took the batch back: the writer must then not publish it. */
   commit(): void;
+  /** The write got its turn at the disk: the timeout counts from now (waiting for the turn is not a slow write). */
+  started?: () => void;
 }
 
 /** One batch handed to the writer: its items, in order, and the control of its write. */
