@@ -6,7 +6,13 @@ const MiB = 1024 * KiB;
 const BUDGET = 200 * 64 * KiB;
 
 function window() {
-  return new DeliveryWindow({ budget: BUDGET, maxPrefetch: 200, assumedLargest: MiB, largeBytes: 64 * KiB });
+  return new DeliveryWindow({
+    budget: BUDGET,
+    bytesPerEntry: 0,
+    maxPrefetch: 200,
+    assumedLargest: MiB,
+    largeBytes: 64 * KiB,
+  });
 }
 
 describe('DeliveryWindow', () => {
@@ -101,5 +107,28 @@ describe('DeliveryWindow', () => {
     expect(w.received(20 * MiB)).toBe('hold');
     expect(w.release(20 * MiB)).toBe(true);
     expect(w.startConsumer()).toBe(1);
+  });
+
+  it('counts each entry beside the bytes, and calls a delivery large by its bytes only', () => {
+    const w = new DeliveryWindow({
+      budget: MiB,
+      bytesPerEntry: KiB,
+      maxPrefetch: 200,
+      assumedLargest: MiB,
+      largeBytes: 64 * KiB,
+    });
+    expect(w.startConsumer()).toBe(1);
+    // 10 KiB of bytes, 250 entries: 260 KiB held, yet not a large (single-entry) message to hold off for.
+    expect(w.received(10 * KiB, 250)).toBe('grow');
+    expect(w.heldBytes).toBe(260 * KiB);
+    expect(w.startConsumer()).toBe(2);
+    expect(w.received(10 * KiB, 250)).toBe('consume');
+    expect(w.received(10 * KiB, 250)).toBe('consume');
+    expect(w.received(10 * KiB, 250)).toBe('hold');
+    // 1,040 KiB held: back under half the budget after three are written.
+    expect(w.release(10 * KiB, 250)).toBe(false);
+    expect(w.release(10 * KiB, 250)).toBe(false);
+    expect(w.release(10 * KiB, 250)).toBe(true);
+    expect(w.heldBytes).toBe(260 * KiB);
   });
 });

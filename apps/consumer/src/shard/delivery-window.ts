@@ -7,6 +7,11 @@ export type WindowVerdict = 'consume' | 'grow' | 'hold';
 export interface DeliveryWindowOptions {
   /** The most bytes of deliveries the shard should hold at once. */
   budget: number;
+  /**
+   * What each decoded entry costs beside its bytes while the shard holds it (its objects, its line,
+   * its claim): a delivery counts as its size plus this per entry.
+   */
+  bytesPerEntry: number;
   /** PREFETCH: the most deliveries a consumer is ever given. */
   maxPrefetch: number;
   /** The size a first consumer assumes its deliveries may have, before it has seen any. */
@@ -75,16 +80,22 @@ export class DeliveryWindow {
     return this.prefetch;
   }
 
-  /** A delivery of `bytes` arrived. */
-  received(bytes: number): WindowVerdict {
+  /** What a delivery of `bytes` and `entries` counts for in the budget. */
+  cost(bytes: number, entries: number): number {
+    return bytes + entries * this.options.bytesPerEntry;
+  }
+
+  /** A delivery of `bytes` arrived, `entries` of them decoded (0 for one that cannot be). */
+  received(bytes: number, entries = 0): WindowVerdict {
     const { budget, maxPrefetch } = this.options;
-    this.held += bytes;
+    const cost = this.cost(bytes, entries);
+    this.held += cost;
     this.seen++;
-    this.largestSeen = Math.max(this.largestSeen, bytes);
+    this.largestSeen = Math.max(this.largestSeen, cost);
     if (this.holding) return 'hold';
-    if (this.held > budget || (bytes > this.options.largeBytes && bytes * this.prefetch > budget)) {
+    if (this.held > budget || (bytes > this.options.largeBytes && cost * this.prefetch > budget)) {
       // Over the budget, or the consumer may be sent `prefetch` deliveries of this size: far more.
-      this.largest = Math.max(bytes, this.largestSeen);
+      this.largest = Math.max(cost, this.largestSeen);
       this.holding = true;
       return 'hold';
     }
@@ -105,9 +116,9 @@ export class DeliveryWindow {
     return Math.max(1, Math.min(maxPrefetch, Math.floor((budget - this.held) / Math.max(1, size))));
   }
 
-  /** A delivery of `bytes` was settled (or given up); true when a held consumer may start again. */
-  release(bytes: number): boolean {
-    this.held -= bytes;
+  /** A delivery received with `bytes` and `entries` was settled (or given up); true when a held consumer may start again. */
+  release(bytes: number, entries = 0): boolean {
+    this.held -= this.cost(bytes, entries);
     if (!this.holding || this.held > this.options.budget / 2) return false;
     this.holding = false;
     return true;

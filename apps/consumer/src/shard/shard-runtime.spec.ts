@@ -14,6 +14,7 @@ import { ConsumerMetrics } from '../metrics/consumer.metrics';
 import type { WriteControl } from '../worker-pool/worker-pool.types';
 import {
   NO_CONSUMER_GRACE_MS,
+  HELD_BYTES_PER_ENTRY,
   SHARD_HELD_BYTES,
   SHARD_MISMATCH_RETRY_MS,
   ShardRuntime,
@@ -392,6 +393,23 @@ describe('ShardRuntime with a fake channel: the ack rules', () => {
       // The fourth: the prefetch of 4 the first consumer kept is in hand, and none can come.
       deliver(channel, large(0.24));
       expect(sink.calls.map((call) => call.lines.length)).toEqual([4]);
+      await runtime.close();
+    });
+
+    it("counts what each entry costs beside the bytes: the api's messages of 250 small entries hold it off", async () => {
+      const { connection, sink, runtime } = setup({ batchSize: 1_000_000, flushMs: 60_000 });
+      const channel = await connection.connect();
+      const message = (): WireEntry[] => entries(250);
+      const cost = encodeShardPacket({ shard: 0, entries: message() }).length + 250 * HELD_BYTES_PER_ENTRY;
+      // Far under the budget by their bytes (about 20 KiB each), over it by what they hold.
+      const overBudget = Math.floor(SHARD_HELD_BYTES / cost) + 1;
+      expect(overBudget * encodeShardPacket({ shard: 0, entries: message() }).length).toBeLessThan(
+        SHARD_HELD_BYTES / 2,
+      );
+      for (let i = 0; i < overBudget; i++) deliver(channel, message());
+      await jest.advanceTimersByTimeAsync(0);
+      expect(runtime.isConsuming()).toBe(false);
+      expect(sink.calls).toHaveLength(1);
       await runtime.close();
     });
 

@@ -31,8 +31,8 @@ export interface Delivery {
   generation: number;
   /** When its Idempotency-Key expires (epoch ms), 0 without one: its ledger records live that long. */
   exp: number;
-  /** Its size, counted in the shard's DeliveryWindow until it is settled (then 0). */
-  bytes: number;
+  /** Its size and entries, counted in the shard's DeliveryWindow until it is settled (then undefined). */
+  held?: { bytes: number; entries: number };
 }
 
 /** One entry on its way to a file: its id and line, and the delivery to ack once all of that delivery's lines are written. */
@@ -80,6 +80,13 @@ export const ASSUMED_LARGEST_MESSAGE = 1_048_576;
  * of small entries (a few KiB each) never come near it; messages of 64 KiB get a prefetch of 64.
  */
 export const SHARD_HELD_BYTES = 4 * 1_048_576;
+/**
+ * What a decoded entry costs the heap while its shard holds it, beside its delivery's bytes: its
+ * object and strings, its line, its slot in the batch, and for a keyed or redelivered one its claim
+ * (about 570 bytes measured with requests of MAX_ENTRIES, keyed). Without it, the api's messages of
+ * 250 entries (about 25 KiB) let 5 shards hold 200,000 entries: 450 MB RSS (docs/consumer-memory.md).
+ */
+export const HELD_BYTES_PER_ENTRY = 512;
 
 /**
  * One shard: decode each delivery (dead-letter what can never decode), hand its entries to the
@@ -91,7 +98,7 @@ export class ShardRuntime {
   private readonly queue: string;
   private readonly channel: ShardChannel;
   private readonly pool: WorkerPool<PendingEntry>;
-  /** The bytes of deliveries in hand, kept within SHARD_HELD_BYTES; it sets each consumer's prefetch. */
+  /** The deliveries in hand (bytes, and a cost per entry), kept within SHARD_HELD_BYTES; it sets each consumer's prefetch. */
   private readonly window: DeliveryWindow;
   private stopped?: Promise<void>;
   private closed?: Promise<void>;
@@ -124,6 +131,7 @@ export class ShardRuntime {
     );
     this.window = new DeliveryWindow({
       budget: SHARD_HELD_BYTES,
+      bytesPerEntry: HELD_BYTES_PER_ENTRY,
       maxPrefetch: consumer.prefetch,
       assumedLargest: ASSUMED_LARGEST_MESSAGE,
       largeBytes: SHARD_MESSAGE_MAX_BYTES,
@@ -187,36 +195,13 @@ export class ShardRuntime {
 
   private onDelivery(message: ConsumeMessage, generation: number): void {
     const bytes = message.content.length;
-    const verdict = this.window.received(bytes);
+    const entries = this.decode(message, generation);
+    const held = { bytes, entries: entries?.length ?? 0 };
+    const verdict = this.window.received(held.bytes, held.entries);
     if (verdict === 'hold') this.channel.holdOff();
     else if (verdict === 'grow') this.channel.restart();
-    const ours = this.deps.rabbitmq.shardsCount;
-    let sent: number | undefined;
-    let entries: WireEntry[];
-    try {
-      sent = readShardsCountHeader(message.properties.headers);
-      if (sent !== undefined && sent !== ours) {
-        this.onShardMismatch(message, generation, `a message was published with SHARDS_COUNT=${sent}`);
-        this.release(bytes);
-        return;
-      }
-      entries = decodeShardPacket(message.content, this.shard, ours);
-    } catch (error) {
-      if (error instanceof ShardMismatchError) {
-        this.onShardMismatch(
-          message,
-          generation,
-          `${error.message} (its SHARDS_COUNT header: ${JSON.stringify(sent) ?? 'none'})`,
-        );
-        this.release(bytes);
-        return;
-      }
-      // Anything else the edge cannot decode (a PermanentMessageError) would fail the same way on
-      // every redelivery.
-      this.logger.error(`dead-lettering a delivery of ${this.queue}: ${describeError(error)}`);
-      this.channel.nack(message, generation, false);
-      this.deps.metrics.deadLettered.inc({ shard: String(this.shard) });
-      this.release(bytes);
+    if (entries === undefined) {
+      this.release(held);
       return;
     }
     // A fitting delivery from a live consumer (not one still in hand from before a pause): the counts agree again.
@@ -226,7 +211,7 @@ export class ShardRuntime {
       message: { fields: message.fields, properties: message.properties, content: EMPTY },
       generation,
       exp: dedupe.expiresOf(message),
-      bytes,
+      held,
     };
     // A first delivery without a key cannot hold an entry already written: nothing to look up.
     if (!dedupe.needsLookup(message)) {
@@ -239,6 +224,38 @@ export class ShardRuntime {
     });
     this.admissions.add(admitting);
     void admitting.finally(() => this.admissions.delete(admitting));
+  }
+
+  /**
+   * The delivery's entries, or undefined when it has none to write: nacked back to its queue on a
+   * SHARDS_COUNT disagreement, dead-lettered when it can never decode.
+   */
+  private decode(message: ConsumeMessage, generation: number): WireEntry[] | undefined {
+    const ours = this.deps.rabbitmq.shardsCount;
+    let sent: number | undefined;
+    try {
+      sent = readShardsCountHeader(message.properties.headers);
+      if (sent !== undefined && sent !== ours) {
+        this.onShardMismatch(message, generation, `a message was published with SHARDS_COUNT=${sent}`);
+        return undefined;
+      }
+      return decodeShardPacket(message.content, this.shard, ours);
+    } catch (error) {
+      if (error instanceof ShardMismatchError) {
+        this.onShardMismatch(
+          message,
+          generation,
+          `${error.message} (its SHARDS_COUNT header: ${JSON.stringify(sent) ?? 'none'})`,
+        );
+        return undefined;
+      }
+      // Anything else the edge cannot decode (a PermanentMessageError) would fail the same way on
+      // every redelivery.
+      this.logger.error(`dead-lettering a delivery of ${this.queue}: ${describeError(error)}`);
+      this.channel.nack(message, generation, false);
+      this.deps.metrics.deadLettered.inc({ shard: String(this.shard) });
+      return undefined;
+    }
   }
 
   /**
@@ -293,16 +310,16 @@ export class ShardRuntime {
       .finally(() => this.settled(delivery));
   }
 
-  /** The delivery is acked, rejected or given up: its bytes no longer count (once). */
+  /** The delivery is acked, rejected or given up: it no longer counts (once). */
   private settled(delivery: Delivery): void {
-    const { bytes } = delivery;
-    delivery.bytes = 0;
-    this.release(bytes);
+    const { held } = delivery;
+    delivery.held = undefined;
+    if (held !== undefined) this.release(held);
   }
 
-  private release(bytes: number): void {
+  private release({ bytes, entries }: { bytes: number; entries: number }): void {
     if (bytes > SHARD_MESSAGE_MAX_BYTES) largeGarbage.handled(bytes);
-    if (bytes > 0 && this.window.release(bytes)) this.channel.resume();
+    if (this.window.release(bytes, entries)) this.channel.resume();
   }
 
   /**
