@@ -12,6 +12,8 @@ import {
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ConfigValidationError, readConsumerConfig } from '@app/config';
+import { DirectorySyncer } from '@app/durable-fs';
+import { waitFor } from '@app/testing';
 import type { Dedupe } from '../dedupe/dedupe';
 import { DedupeService } from '../dedupe/dedupe.service';
 import { DisabledDedupe } from '../dedupe/disabled-dedupe';
@@ -196,6 +198,24 @@ describe('FileSinkService', () => {
     await Promise.all(first);
     expect(open).toHaveBeenCalledTimes(CONCURRENT_WRITES);
     expect(readdirSync(dir).filter((name) => name.endsWith('.jsonl'))).toHaveLength(CONCURRENT_WRITES);
+  });
+
+  it('gives its turn back before the folder fsync: a folder that will not sync holds no turn of the others', async () => {
+    const sink = sinkAt(dir);
+    await sink.onModuleInit();
+    let release!: () => void;
+    const stuck = new Promise<void>((resolve) => (release = resolve));
+    const sync = jest.spyOn(DirectorySyncer.prototype, 'sync').mockImplementation(() => stuck);
+    const first = Array.from({ length: CONCURRENT_WRITES }, (_, i) => sink.write(`0-${i}`, ['x'], go()));
+    await waitFor(() => sync.mock.calls.length === CONCURRENT_WRITES, {
+      description: 'every first write at its folder fsync',
+    });
+    // Every first write is in place and waits for the folder: one more still gets its turn.
+    const more = sink.write('1-1', ['y'], go());
+    await waitFor(() => sync.mock.calls.length === CONCURRENT_WRITES + 1, { description: 'one more write renamed' });
+    release();
+    await Promise.all([...first, more]);
+    expect(readdirSync(dir).filter((name) => name.endsWith('.jsonl'))).toHaveLength(CONCURRENT_WRITES + 1);
   });
 
   it('tells the control the write started once the gate let it in, before any I/O', async () => {

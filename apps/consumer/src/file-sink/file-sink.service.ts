@@ -133,15 +133,20 @@ export class FileSinkService implements OnModuleInit {
     record?: BatchRecord,
   ): Promise<string> {
     if (!(await this.gate.enter(control.signal))) throw new SinkWriteAbortedError();
-    control.started?.();
+    let name: string;
     try {
-      return await this.writeAdmitted(workerId, lines, control, record);
+      control.started?.();
+      name = await this.writeAdmitted(workerId, lines, control, record);
     } finally {
       this.gate.leave();
     }
+    // Outside the gate: the file is complete, and a folder fsync that keeps failing (retried
+    // alone) must not hold a turn every other shard's writes wait for.
+    if (this.config.sinkFsync) await this.syncDirectoryAfterRename(name);
+    return name;
   }
 
-  /** write(), once the gate has let it touch the disk. */
+  /** write() up to the rename, once the gate has let it touch the disk. */
   private async writeAdmitted(
     workerId: string,
     lines: readonly string[],
@@ -164,7 +169,6 @@ export class FileSinkService implements OnModuleInit {
       throw error;
     }
     if (ticket !== undefined) this.dedupe.complete(ticket, record?.holders ?? []);
-    if (this.config.sinkFsync) await this.syncDirectoryAfterRename(name);
     return name;
   }
 

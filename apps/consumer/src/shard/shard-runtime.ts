@@ -77,7 +77,8 @@ export const ASSUMED_LARGEST_MESSAGE = 1_048_576;
 /**
  * The bytes of deliveries a shard holds at most (docs/consumer-memory.md): with its copies on the
  * way to a file, 5 shards of it keep the consumer under the contract's 256 MB. The api's messages
- * of small entries (a few KiB each) never come near it; messages of 64 KiB get a prefetch of 64.
+ * of small entries (a few KiB each) never come near it; its fullest ones (250 entries) get a
+ * prefetch of about 21 to 27 once each entry is counted too (HELD_BYTES_PER_ENTRY).
  */
 export const SHARD_HELD_BYTES = 4 * 1_048_576;
 /**
