@@ -3,11 +3,15 @@ import { open, readdir } from 'node:fs/promises';
 import { FreshRun } from '@app/durable-fs';
 import { type SegmentName, parseSegmentName } from './ledger-segment-name';
 
-/** One line `file holds ids` of some writer's segment, as read back. */
+/** One line `file holds ids` of some writer's segment, as read back (its ids only in the index). */
 export interface LedgerRecord {
   /** The batch file, relative to DATA_OUTPUT_DIR. */
   file: string;
-  ids: string[];
+  /**
+   * Where the index holds each of its ids, in pairs: a keyed id's seed and counter, or any other id
+   * and -1. The ids themselves are not kept: a keyed request's seed is one string for all its entries.
+   */
+  keys: Array<string | number>;
   /** Latest key expiry (epoch ms) among its entries, 0 without keys. */
   exp: number;
   /** When the writer made the record (its clock). */
@@ -30,6 +34,24 @@ export interface ReadSegment {
 
 const NEWLINE = 0x0a;
 
+/**
+ * The api's keyed entry ids (docs/idempotency.md): a UUIDv8 whose first 28 characters are the
+ * request's seed (from its key and body) and whose last 8 hex digits count its entries. The index
+ * keeps them by seed, then counter, so that a day of keyed records costs a slot per id rather than
+ * a 36-character string and a map entry (docs/consumer-memory.md).
+ */
+const KEYED_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-8[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
+const SEED_LENGTH = 28;
+
+type Found = LedgerRecord | LedgerRecord[];
+
+/** A keyed request's ids in the index: records by counter, and how many counters have any. */
+interface Seed {
+  seed: string;
+  slots: Array<Found | undefined>;
+  used: number;
+}
+
 function isRecordLine(value: unknown): value is { file: string; ids: string[]; exp: number; at: number } {
   const line = value as Record<string, unknown>;
   return (
@@ -49,7 +71,11 @@ function isRecordLine(value: unknown): value is { file: string; ids: string[]; e
 export class LedgerIndex {
   private readonly logger = new Logger('LedgerIndex');
   private readonly segments = new Map<string, ReadSegment>();
-  private readonly byId = new Map<string, LedgerRecord | LedgerRecord[]>();
+  /** Ids not from a keyed request: id -> the records naming it. */
+  private readonly byId = new Map<string, Found>();
+  /** Keyed ids: seed -> counter -> the records naming it. */
+  private readonly bySeed = new Map<string, Seed>();
+  private ids = 0;
   /** The latest record of each file, for its abort line (which may sit in a later segment). */
   private readonly byFile = new Map<string, LedgerRecord>();
   private readonly reads = new FreshRun(() => this.readAll());
@@ -58,7 +84,7 @@ export class LedgerIndex {
 
   /** Ids indexed; what the index costs in memory is about proportional to it. */
   get idCount(): number {
-    return this.byId.size;
+    return this.ids;
   }
 
   get segmentCount(): number {
@@ -67,7 +93,9 @@ export class LedgerIndex {
 
   /** The records naming `id`, oldest first. */
   recordsOf(id: string): readonly LedgerRecord[] {
-    const found = this.byId.get(id);
+    const found = KEYED_ID.test(id)
+      ? this.bySeed.get(id.slice(0, SEED_LENGTH))?.slots[parseInt(id.slice(SEED_LENGTH), 16)]
+      : this.byId.get(id);
     if (found === undefined) return [];
     return Array.isArray(found) ? found : [found];
   }
@@ -92,7 +120,8 @@ export class LedgerIndex {
     this.segments.delete(name);
     for (const record of segment.records) {
       if (this.byFile.get(record.file) === record) this.byFile.delete(record.file);
-      for (const id of record.ids) this.unindex(id, record);
+      for (let i = 0; i < record.keys.length; i += 2)
+        this.unindex(record.keys[i] as string, record.keys[i + 1] as number, record);
     }
   }
 
@@ -167,11 +196,12 @@ export class LedgerIndex {
         continue;
       }
       if (isRecordLine(value)) {
-        const record: LedgerRecord = { ...value, aborted: false, present: false, segment };
+        const { file, exp, at } = value;
+        const record: LedgerRecord = { file, keys: [], exp, at, aborted: false, present: false, segment };
         segment.records.push(record);
         segment.maxExp = Math.max(segment.maxExp, record.exp);
         this.byFile.set(record.file, record);
-        for (const id of record.ids) this.index(id, record);
+        for (const id of value.ids) this.index(id, record);
       } else if (typeof (value as { abort?: unknown }).abort === 'string') {
         const record = this.byFile.get((value as { abort: string }).abort);
         if (record !== undefined) record.aborted = true;
@@ -184,19 +214,67 @@ export class LedgerIndex {
   }
 
   private index(id: string, record: LedgerRecord): void {
-    const found = this.byId.get(id);
-    if (found === undefined) this.byId.set(id, record);
-    else if (Array.isArray(found)) found.push(record);
-    else this.byId.set(id, [found, record]);
+    if (!KEYED_ID.test(id)) {
+      const found = this.byId.get(id);
+      this.byId.set(id, this.added(found, record));
+      record.keys.push(id, -1);
+      return;
+    }
+    const text = id.slice(0, SEED_LENGTH);
+    const counter = parseInt(id.slice(SEED_LENGTH), 16);
+    let seed = this.bySeed.get(text);
+    if (seed === undefined) {
+      seed = { seed: text, slots: [], used: 0 };
+      this.bySeed.set(text, seed);
+    }
+    const found = seed.slots[counter];
+    if (found === undefined) seed.used++;
+    seed.slots[counter] = this.added(found, record);
+    // The seed's own string: one per keyed request, however many of its ids are recorded.
+    record.keys.push(seed.seed, counter);
   }
 
-  private unindex(id: string, record: LedgerRecord): void {
-    const found = this.byId.get(id);
-    if (found === record) this.byId.delete(id);
-    else if (Array.isArray(found)) {
-      const kept = found.filter((r) => r !== record);
-      if (kept.length === 0) this.byId.delete(id);
-      else this.byId.set(id, kept.length === 1 ? kept[0] : kept);
+  /** `found` with `record` added; counts a new id. */
+  private added(found: Found | undefined, record: LedgerRecord): Found {
+    if (found === undefined) {
+      this.ids++;
+      return record;
     }
+    if (Array.isArray(found)) {
+      found.push(record);
+      return found;
+    }
+    return [found, record];
+  }
+
+  /** `found` without `record`, or undefined when nothing is left (an id less). */
+  private removed(found: Found | undefined, record: LedgerRecord): Found | undefined {
+    if (found === undefined) return undefined;
+    const kept = found === record ? [] : Array.isArray(found) ? found.filter((r) => r !== record) : [found];
+    if (kept.length === 0) {
+      this.ids--;
+      return undefined;
+    }
+    return kept.length === 1 ? kept[0] : kept;
+  }
+
+  private unindex(text: string, counter: number, record: LedgerRecord): void {
+    if (counter < 0) {
+      const left = this.removed(this.byId.get(text), record);
+      if (left === undefined) this.byId.delete(text);
+      else this.byId.set(text, left);
+      return;
+    }
+    const seed = this.bySeed.get(text);
+    if (seed === undefined) return;
+    const found = seed.slots[counter];
+    const left = this.removed(found, record);
+    if (left !== undefined) {
+      seed.slots[counter] = left;
+      return;
+    }
+    if (found === undefined) return;
+    seed.slots[counter] = undefined;
+    if (--seed.used === 0) this.bySeed.delete(text);
   }
 }

@@ -208,6 +208,45 @@ describe('the ledger', () => {
       expect(index.segmentCount).toBe(0);
     });
 
+    it("indexes the api's keyed ids by seed and counter: every record of each, none of an id never recorded, all gone with their segment", async () => {
+      const seedA = 'a1b2c3d4-e5f6-8a7b-9c8d-0e1f';
+      const seedB = 'a1b2c3d4-e5f6-8a7b-9c8d-0e2f';
+      const keyed = (seed: string, counter: number) => seed + counter.toString(16).padStart(8, '0');
+      const plain = '1b4e28ba-2fa1-41d2-883f-0016d3cca427';
+      const first = formatSegmentName('h', 1, 1, 1);
+      const second = formatSegmentName('h', 1, 1, 2);
+      writeFileSync(
+        join(dir, first),
+        `${JSON.stringify({ file: 'a.jsonl', ids: [keyed(seedA, 0), keyed(seedA, 9999), plain], exp: 9, at: 1 })}\n`,
+      );
+      writeFileSync(
+        join(dir, second),
+        `${JSON.stringify({ file: 'b.jsonl', ids: [keyed(seedA, 0), keyed(seedB, 0), keyed(seedA, 2 ** 32 - 1)], exp: 9, at: 2 })}\n`,
+      );
+      const index = new LedgerIndex(dir);
+      await index.refresh();
+      const files = (id: string) => index.recordsOf(id).map((r) => r.file);
+      expect(files(keyed(seedA, 0))).toEqual(['a.jsonl', 'b.jsonl']);
+      expect(files(keyed(seedA, 9999))).toEqual(['a.jsonl']);
+      expect(files(keyed(seedA, 2 ** 32 - 1))).toEqual(['b.jsonl']);
+      expect(files(keyed(seedB, 0))).toEqual(['b.jsonl']);
+      expect(files(plain)).toEqual(['a.jsonl']);
+      expect(files(keyed(seedA, 1))).toEqual([]);
+      expect(files(keyed(seedB, 9999))).toEqual([]);
+      expect(index.idCount).toBe(5);
+
+      rmSync(join(dir, first));
+      await index.refresh();
+      expect(files(keyed(seedA, 0))).toEqual(['b.jsonl']);
+      expect(files(keyed(seedA, 9999))).toEqual([]);
+      expect(files(plain)).toEqual([]);
+      expect(index.idCount).toBe(3);
+      rmSync(join(dir, second));
+      await index.refresh();
+      expect([keyed(seedA, 0), keyed(seedB, 0), keyed(seedA, 2 ** 32 - 1)].flatMap(files)).toEqual([]);
+      expect(index.idCount).toBe(0);
+    });
+
     it('shares one read among callers that come while one runs, and each sees what was appended before it asked', async () => {
       const name = formatSegmentName('h', 1, 1, 1);
       writeFileSync(join(dir, name), '{"file":"a.jsonl","ids":["1"],"exp":0,"at":1}\n');
