@@ -166,6 +166,69 @@ describe('a heavy one-shard backlog (the contract: memory is bounded)', () => {
     expect(duplicates(counts).ids).toBe(0);
   }, 240_000);
 
+  it(`drains requests of MAX_ENTRIES spread over every shard under ${RSS_LIMIT_MB} MB RSS (each entry counted in the window, not only bytes)`, async () => {
+    // The api packs them into messages of 250 entries (about 25 KiB): by bytes alone each shard
+    // held about 160 of them, 200,000 entries in all (docs/consumer-memory.md).
+    const requests = pick(20, 8);
+    const pipeline = await run.pipelineFor('faults-consumer-every-shard', { shardsCount: SHARDS });
+    const api = await pipeline.startApi();
+    expect(await api.app.stop('SIGTERM')).toBe(0);
+
+    const expected = new Set<string>();
+    const byShard = Array.from({ length: SHARDS }, (): WireEntry[] => []);
+    for (let r = 0; r < requests; r++) {
+      for (let i = 0; i < ENTRIES_PER_REQUEST; i++) {
+        const n = r * ENTRIES_PER_REQUEST + i;
+        const timestamp = `2019-10-12T08:10:${String(n % 60).padStart(2, '0')}.${String(n % 1000).padStart(3, '0')}Z`;
+        const entry = {
+          id: `00000000-0000-4000-a000-${n.toString(16).padStart(12, '0')}`,
+          timestamp,
+          value: `request ${r} entry ${i}`,
+        };
+        expected.add(entry.id);
+        byShard[shardOf(timestamp, SHARDS)].push(entry);
+      }
+    }
+    let messages = 0;
+    for (let shard = 0; shard < SHARDS; shard++) {
+      messages += await pipeline.broker.publishMany(
+        shardQueueName(pipeline.prefix, shard),
+        encodeShardPackets(shard, byShard[shard]),
+        { contentType: 'application/json', headers: { [SHARDS_COUNT_HEADER]: SHARDS } },
+      );
+    }
+    const total = requests * ENTRIES_PER_REQUEST;
+
+    const drainStarted = Date.now();
+    const consumer = await pipeline.startConsumer();
+    const rss = new RssSampler(consumer.app, 100);
+    await waitFor(async () => (await writtenBy(consumer.url)) >= total, {
+      description: `all ${total} entries written`,
+      timeoutMs: 150_000,
+      intervalMs: 250,
+    });
+    const drainMs = Date.now() - drainStarted;
+    const memory = rss.stop();
+    const counts = countIds(await readBatchFiles(pipeline.dir));
+    const lost = [...expected].filter((id) => !counts.has(id)).length;
+    summary('requests of MAX_ENTRIES over every shard', {
+      requests,
+      entries: total,
+      messages,
+      drainMs,
+      rssMaxMb: memory.maxMb,
+      rssPeakMb: memory.peakMb,
+      rssSamples: memory.samples,
+      lost,
+      duplicatedIds: duplicates(counts).ids,
+    });
+    expect(memory.samples).toBeGreaterThanOrEqual(10);
+    expect(memory.maxMb).toBeLessThan(RSS_LIMIT_MB);
+    expect(memory.peakMb).toBeLessThan(RSS_LIMIT_MB);
+    expect(lost).toBe(0);
+    expect(duplicates(counts).ids).toBe(0);
+  }, 240_000);
+
   it(`drains a backlog of entries as large as MAX_BODY_BYTES lets them be, in every shard, under ${RSS_LIMIT_MB} MB RSS`, async () => {
     // PREFETCH counts deliveries: 200 of these per shard would be a gigabyte (docs/consumer-memory.md).
     const requests = pick(250, 100);
