@@ -10,7 +10,7 @@ export function readApiConfig(env: NodeJS.ProcessEnv = process.env) {
     maxEntries: readInt(env, 'MAX_ENTRIES', 10_000, { min: 1, max: 10_000_000 }),
     // Below ~50 ms no confirm of a persistent message arrives in time even on an idle broker: at 10
     // every request was a 503 and the api called the broker unreachable.
-    publishTimeoutMs: readInt(env, 'PUBLISH_TIMEOUT_MS', 5_000, { min: 100, max: 600_000 }),
+    publishTimeoutMs: readInt(env, 'PUBLISH_TIMEOUT_MS', 5_000, { min: 50, max: 600_000 }),
     requestTimeoutMs: readInt(env, 'REQUEST_TIMEOUT_MS', 30_000, { min: 100, max: 3_600_000 }),
     /** How long an Idempotency-Key and its answer are remembered (up to 30 days). */
     idempotencyTtlS: readInt(env, 'IDEMPOTENCY_TTL_S', 86_400, { min: 1, max: 2_592_000 }),

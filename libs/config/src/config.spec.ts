@@ -116,11 +116,11 @@ describe('configuration', () => {
     ],
     [
       () => readApiConfig({ PUBLISH_TIMEOUT_MS: '10' }),
-      'Invalid PUBLISH_TIMEOUT_MS="10": expected a whole number from 100 to 600000',
+      'Invalid PUBLISH_TIMEOUT_MS="10": expected a whole number from 50 to 600000',
     ],
     [
-      () => readConsumerConfig({ WORKER_TIMEOUT_MS: '100' }),
-      'Invalid WORKER_TIMEOUT_MS="100": expected a whole number from 1000 to 3600000',
+      () => readConsumerConfig({ WORKER_TIMEOUT_MS: '50' }),
+      'Invalid WORKER_TIMEOUT_MS="50": expected a whole number from 100 to 3600000',
     ],
     [
       () => readApiConfig({ IDEMPOTENCY_TTL_S: '0' }),

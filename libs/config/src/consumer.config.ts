@@ -30,7 +30,7 @@ export function readConsumerConfig(
     batchFlushMs: readInt(env, 'BATCH_FLUSH_MS', 1_000, { min: 1, max: 3_600_000 }),
     // A write's time includes its wait for libuv's 4 threads behind the other workers' writes: at
     // 10 or 100 ms with 256 workers on 3 shards every write timed out and nothing was ever written.
-    workerTimeoutMs: readInt(env, 'WORKER_TIMEOUT_MS', 10_000, { min: 1_000, max: 3_600_000 }),
+    workerTimeoutMs: readInt(env, 'WORKER_TIMEOUT_MS', 10_000, { min: 100, max: 3_600_000 }),
     prefetch: readInt(env, 'PREFETCH', 200, { min: 1, max: 65_535 }),
     sinkFsync: readBoolean(env, 'SINK_FSYNC', true),
   };
