@@ -221,7 +221,7 @@ describe('the ledger', () => {
       );
       writeFileSync(
         join(dir, second),
-        `${JSON.stringify({ file: 'b.jsonl', ids: [keyed(seedA, 0), keyed(seedB, 0), keyed(seedA, 2 ** 32 - 1)], exp: 9, at: 2 })}\n`,
+        `${JSON.stringify({ file: 'b.jsonl', ids: [keyed(seedA, 0), keyed(seedB, 0), keyed(seedA, 2 ** 32 - 1), keyed(seedA, 2 ** 31), keyed(seedA, 2 ** 31), keyed(seedB, 10).toUpperCase()], exp: 9, at: 2 })}\n`,
       );
       const index = new LedgerIndex(dir);
       await index.refresh();
@@ -229,21 +229,27 @@ describe('the ledger', () => {
       expect(files(keyed(seedA, 0))).toEqual(['a.jsonl', 'b.jsonl']);
       expect(files(keyed(seedA, 9999))).toEqual(['a.jsonl']);
       expect(files(keyed(seedA, 2 ** 32 - 1))).toEqual(['b.jsonl']);
+      // Twice in one record: the record once per occurrence, as the ids were; one id all the same.
+      expect(files(keyed(seedA, 2 ** 31))).toEqual(['b.jsonl', 'b.jsonl']);
       expect(files(keyed(seedB, 0))).toEqual(['b.jsonl']);
+      // Not the api's (upper case): kept whole, found only as written.
+      expect(files(keyed(seedB, 10).toUpperCase())).toEqual(['b.jsonl']);
+      expect(files(keyed(seedB, 10))).toEqual([]);
       expect(files(plain)).toEqual(['a.jsonl']);
       expect(files(keyed(seedA, 1))).toEqual([]);
       expect(files(keyed(seedB, 9999))).toEqual([]);
-      expect(index.idCount).toBe(5);
+      expect(index.idCount).toBe(7);
 
       rmSync(join(dir, first));
       await index.refresh();
       expect(files(keyed(seedA, 0))).toEqual(['b.jsonl']);
       expect(files(keyed(seedA, 9999))).toEqual([]);
       expect(files(plain)).toEqual([]);
-      expect(index.idCount).toBe(3);
+      expect(index.idCount).toBe(5);
       rmSync(join(dir, second));
       await index.refresh();
-      expect([keyed(seedA, 0), keyed(seedB, 0), keyed(seedA, 2 ** 32 - 1)].flatMap(files)).toEqual([]);
+      const all = [keyed(seedA, 0), keyed(seedB, 0), keyed(seedA, 2 ** 32 - 1), keyed(seedA, 2 ** 31)];
+      expect([...all, keyed(seedB, 10).toUpperCase()].flatMap(files)).toEqual([]);
       expect(index.idCount).toBe(0);
     });
 
