@@ -266,15 +266,10 @@ export class LedgerIndex {
       return;
     }
     const seed = this.bySeed.get(text);
-    if (seed === undefined) return;
-    const found = seed.slots[counter];
+    const found = seed?.slots[counter];
+    if (seed === undefined || found === undefined) return;
     const left = this.removed(found, record);
-    if (left !== undefined) {
-      seed.slots[counter] = left;
-      return;
-    }
-    if (found === undefined) return;
-    seed.slots[counter] = undefined;
-    if (--seed.used === 0) this.bySeed.delete(text);
+    seed.slots[counter] = left;
+    if (left === undefined && --seed.used === 0) this.bySeed.delete(text);
   }
 }

@@ -120,8 +120,8 @@ export class FileSinkService implements OnModuleInit {
   }
 
   /**
-   * Writes one complete batch file (at most CONCURRENT_WRITES at once) and resolves with its name once it is in place (and, with
-   * SINK_FSYNC, on disk: the file before the rename, the folder after it). Throws
+   * Writes one complete batch file (at most CONCURRENT_WRITES at once) and resolves with its name
+   * once it is in place (and, with SINK_FSYNC, on disk: the file before the rename, the folder after it). Throws
    * SinkWriteAbortedError if `signal` fired before the commit. A rejection always means no file
    * appeared and nothing is left staged, so the caller may write the batch again; once the file is
    * in place, this never rejects (a failing folder fsync is retried alone, see docs/file-sink.md).

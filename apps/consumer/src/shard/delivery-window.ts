@@ -32,7 +32,10 @@ export interface DeliveryWindowOptions {
  * the shard holds at most half the budget (`hold`, then `release()` says when).
  */
 export class DeliveryWindow {
-  /** Bytes of the deliveries in hand, from every consumer of the shard, until each is settled. */
+  /**
+   * What the deliveries in hand cost (their bytes and entries, see cost()), from every consumer of
+   * the shard, until each is settled.
+   */
   private held = 0;
   /** The largest delivery the next consumer's prefetch must allow for. */
   private largest: number;
@@ -48,7 +51,7 @@ export class DeliveryWindow {
     this.largest = options.assumedLargest;
   }
 
-  /** Bytes in hand. */
+  /** What is in hand, in bytes: the deliveries' bytes plus their entries' cost. */
   get heldBytes(): number {
     return this.held;
   }
@@ -81,7 +84,7 @@ export class DeliveryWindow {
   }
 
   /** What a delivery of `bytes` and `entries` counts for in the budget. */
-  cost(bytes: number, entries: number): number {
+  private cost(bytes: number, entries: number): number {
     return bytes + entries * this.options.bytesPerEntry;
   }
 
