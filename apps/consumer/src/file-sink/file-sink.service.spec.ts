@@ -27,6 +27,7 @@ import {
   SinkWriteAbortedError,
   STAGING_FOLDER,
 } from './file-sink.service';
+import { StagingThread } from './staging-thread';
 
 function sinkAt(dataOutputDir: string, sinkFsync = true, dedupe: Dedupe = new DisabledDedupe()): FileSinkService {
   return new FileSinkService({ ...readConsumerConfig({}), dataOutputDir, sinkFsync }, dedupe);
@@ -94,25 +95,31 @@ describe('FileSinkService', () => {
     expect(readdirSync(dir).filter((file) => file.endsWith('.jsonl'))).toHaveLength(200);
   });
 
-  it('makes the folder when missing, and recreates it when removed under it', async () => {
-    const nested = join(dir, 'a', 'b');
-    const sink = sinkAt(nested);
-    await sink.onModuleInit();
-    rmSync(nested, { recursive: true });
-    const name = await sink.write('0-1', ['x'], go());
-    expect(readdirSync(nested)).toContain(name);
-  });
+  it.each([true, false])(
+    'makes the folder when missing, and recreates it when removed under it (fsync %s)',
+    async (fsync) => {
+      const nested = join(dir, 'a', 'b');
+      const sink = sinkAt(nested, fsync);
+      await sink.onModuleInit();
+      rmSync(nested, { recursive: true });
+      const name = await sink.write('0-1', ['x'], go());
+      expect(readdirSync(nested)).toContain(name);
+    },
+  );
 
-  it('refuses to start on a folder it cannot write, naming DATA_OUTPUT_DIR', async () => {
-    const file = join(dir, 'not-a-folder');
-    writeFileSync(file, '');
-    const sink = sinkAt(file);
-    await expect(sink.onModuleInit()).rejects.toThrow(ConfigValidationError);
-    await expect(sink.onModuleInit()).rejects.toThrow(
-      `Invalid DATA_OUTPUT_DIR=${JSON.stringify(file)}: expected a writable folder (`,
-    );
-    await expect(sink.isWritable()).resolves.toBe(false);
-  });
+  it.each([true, false])(
+    'refuses to start on a folder it cannot write, naming DATA_OUTPUT_DIR (fsync %s)',
+    async (fsync) => {
+      const file = join(dir, 'not-a-folder');
+      writeFileSync(file, '');
+      const sink = sinkAt(file, fsync);
+      await expect(sink.onModuleInit()).rejects.toThrow(ConfigValidationError);
+      await expect(sink.onModuleInit()).rejects.toThrow(
+        `Invalid DATA_OUTPUT_DIR=${JSON.stringify(file)}: expected a writable folder (`,
+      );
+      await expect(sink.isWritable()).resolves.toBe(false);
+    },
+  );
 
   it('removes staged files of dead writers on this host and old ones of other hosts, and keeps the rest', async () => {
     const staging = join(dir, STAGING_FOLDER);
@@ -178,7 +185,7 @@ describe('FileSinkService', () => {
   });
 
   it('writes at most CONCURRENT_WRITES batches at once; one aborted while it waits its turn opens nothing', async () => {
-    const sink = sinkAt(dir, false);
+    const sink = sinkAt(dir);
     await sink.onModuleInit();
     const realOpen = fsp.open.bind(fsp);
     let release!: () => void;
@@ -187,16 +194,18 @@ describe('FileSinkService', () => {
       await held;
       return realOpen(...args);
     });
+    // Staged files only: with SINK_FSYNC the folder is opened for its fsync too.
+    const staged = () => open.mock.calls.filter(([path]) => String(path).includes(STAGING_FOLDER)).length;
     const first = Array.from({ length: CONCURRENT_WRITES }, (_, i) => sink.write(`0-${i}`, ['x'], go()));
     const controller = new AbortController();
     const waiting = sink.write('0-99', ['x'], { signal: controller.signal, commit: jest.fn() });
     await new Promise((resolve) => setImmediate(resolve));
-    expect(open).toHaveBeenCalledTimes(CONCURRENT_WRITES);
+    expect(staged()).toBe(CONCURRENT_WRITES);
     controller.abort();
     await expect(waiting).rejects.toBeInstanceOf(SinkWriteAbortedError);
     release();
     await Promise.all(first);
-    expect(open).toHaveBeenCalledTimes(CONCURRENT_WRITES);
+    expect(staged()).toBe(CONCURRENT_WRITES);
     expect(readdirSync(dir).filter((name) => name.endsWith('.jsonl'))).toHaveLength(CONCURRENT_WRITES);
   });
 
@@ -640,11 +649,16 @@ describe('FileSinkService durability order', () => {
     expect(events).toEqual(['file-write', 'file-fsync', 'commit', 'rename', 'dir-fsync', 'resolved']);
   });
 
-  it('without SINK_FSYNC: fsyncs nothing, still commits right before the rename', async () => {
+  it('without SINK_FSYNC: stages on the staging thread, fsyncs nothing, still commits right before the rename', async () => {
     const sink = sinkAt(dir, false);
     await sink.onModuleInit();
     const events: string[] = [];
     recordFs(dir, events);
+    const stage = StagingThread.prototype.write;
+    jest.spyOn(StagingThread.prototype, 'write').mockImplementation(function (this: StagingThread, ...args) {
+      events.push('file-write');
+      return stage.apply(this, args);
+    });
     const control = { signal: new AbortController().signal, commit: jest.fn(() => events.push('commit')) };
     await sink.write('1-2', ['x'], control).then(() => events.push('resolved'));
     expect(events).toEqual(['file-write', 'commit', 'rename', 'resolved']);

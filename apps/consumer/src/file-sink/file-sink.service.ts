@@ -1,4 +1,4 @@
-import { Inject, Injectable, Logger, type OnModuleInit } from '@nestjs/common';
+import { Inject, Injectable, Logger, type OnApplicationShutdown, type OnModuleInit } from '@nestjs/common';
 import { type ConfigType } from '@nestjs/config';
 import { randomBytes } from 'node:crypto';
 import { open, readdir, rename, stat, unlink } from 'node:fs/promises';
@@ -12,6 +12,8 @@ import { Dedupe, type DedupeTicket } from '../dedupe/dedupe';
 import type { WriteControl } from '../worker-pool/worker-pool.types';
 import { makeFolder } from '../common/make-folder';
 import { WriteGate } from './write-gate';
+import { SinkWriteAbortedError } from './sink-write-aborted.error';
+import { StagingThread } from './staging-thread';
 
 /** Staged files wait here, on the same file system, until the rename makes them complete. */
 export const STAGING_FOLDER = '.inflight';
@@ -28,13 +30,7 @@ export const DIRECTORY_SYNC_RETRY_MS = { initial: 100, max: 5_000 };
  */
 export const CONCURRENT_WRITES = 32;
 
-/** The write was abandoned (its worker timed out) before it became visible. */
-export class SinkWriteAbortedError extends Error {
-  constructor() {
-    super('batch write abandoned before commit');
-    this.name = SinkWriteAbortedError.name;
-  }
-}
+export { SinkWriteAbortedError };
 
 function isPidAlive(pid: number): boolean {
   try {
@@ -61,7 +57,7 @@ export interface BatchRecord {
  * its name is unique across processes sharing the folder.
  */
 @Injectable()
-export class FileSinkService implements OnModuleInit {
+export class FileSinkService implements OnModuleInit, OnApplicationShutdown {
   private readonly logger = new Logger(FileSinkService.name);
   readonly directory: string;
   private readonly staging: string;
@@ -70,6 +66,8 @@ export class FileSinkService implements OnModuleInit {
   private readonly processTag = randomBytes(4).toString('hex');
   private readonly syncer: DirectorySyncer;
   private readonly gate = new WriteGate(CONCURRENT_WRITES);
+  /** Writes staged files when SINK_FSYNC is off (see StagingThread). */
+  private readonly stagingThread?: StagingThread;
   private sequence = 0;
   /** The probe under way, shared by every caller that arrives while it runs. */
   private probing?: Promise<boolean>;
@@ -82,6 +80,7 @@ export class FileSinkService implements OnModuleInit {
     this.directory = resolve(config.dataOutputDir);
     this.staging = join(this.directory, STAGING_FOLDER);
     this.syncer = new DirectorySyncer(this.directory);
+    if (!config.sinkFsync) this.stagingThread = new StagingThread();
   }
 
   /** Creates the folder, proves it writable (a start-up error otherwise) and clears stale staged files. */
@@ -97,6 +96,11 @@ export class FileSinkService implements OnModuleInit {
     }
     await this.removeStaleStagedFiles();
     this.logger.log(`writing batch files to ${this.directory}${this.config.sinkFsync ? ' with fsync' : ''}`);
+  }
+
+  /** After the shard pools have drained (ShardSupervisor, before shutdown): no write is under way. */
+  onApplicationShutdown(): void {
+    this.stagingThread?.close();
   }
 
   /**
@@ -247,20 +251,29 @@ export class FileSinkService implements OnModuleInit {
     }
   }
 
+  /** Writes the staged file: on the staging thread without SINK_FSYNC, else written and fsynced through a handle. */
   private async writeStaged(path: string, data: string, signal?: AbortSignal): Promise<void> {
-    const handle = await open(path, 'w').catch(async (error: NodeJS.ErrnoException) => {
-      // The folder was removed under us: make it again rather than fail every batch.
-      if (error.code !== 'ENOENT') throw error;
-      await makeFolder(this.staging);
-      return open(path, 'w');
-    });
+    const thread = this.stagingThread;
+    if (thread !== undefined) return this.inStagingFolder(() => thread.write(path, data, signal));
+    const handle = await this.inStagingFolder(() => open(path, 'w'));
     try {
       if (signal?.aborted) throw new SinkWriteAbortedError();
       await handle.writeFile(data);
       if (signal?.aborted) throw new SinkWriteAbortedError();
-      if (this.config.sinkFsync) await handle.sync();
+      await handle.sync();
     } finally {
       await handle.close();
+    }
+  }
+
+  /** Runs `attempt`; should the staging folder have been removed under us, makes it again and tries once more rather than fail every batch. */
+  private async inStagingFolder<T>(attempt: () => Promise<T>): Promise<T> {
+    try {
+      return await attempt();
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+      await makeFolder(this.staging);
+      return attempt();
     }
   }
 

@@ -1,0 +1,129 @@
+import { Worker } from 'node:worker_threads';
+import { SinkWriteAbortedError } from './sink-write-aborted.error';
+
+/**
+ * The thread's code: each message names a staged file and its text; the thread writes it with
+ * `writeFileSync` (open, write, close) and answers with the message's number and, on failure, the
+ * error's message and code. Plain JavaScript in a string: the app is bundled, and a function's
+ * source would carry the bundler's `require`.
+ */
+const THREAD_SOURCE = `
+const { parentPort } = require('node:worker_threads');
+const { writeFileSync } = require('node:fs');
+parentPort.on('message', ({ id, path, data }) => {
+  try {
+    writeFileSync(path, data);
+    parentPort.postMessage({ id });
+  } catch (error) {
+    parentPort.postMessage({ id, error: { message: String(error && error.message), code: error && error.code } });
+  }
+});
+`;
+
+/** Files handed to the thread at once; the rest wait here, where an abort can still drop them. */
+export const STAGING_THREAD_DEPTH = 8;
+
+/**
+ * The thread holds one file's text at a time: a small young generation keeps it near its 10 MB
+ * floor. The old generation is left alone (a batch of large entries may be hundreds of MB).
+ */
+const THREAD_LIMITS = { maxYoungGenerationSizeMb: 2 };
+
+interface Job {
+  id: number;
+  path: string;
+  data: string;
+  signal?: AbortSignal;
+  resolve(): void;
+  reject(error: Error): void;
+}
+
+interface ThreadReply {
+  id: number;
+  error?: { message: string; code?: string };
+}
+
+/**
+ * Writes staged files without fsync on one worker thread. Through `fs/promises` a staged file
+ * costs three round trips through libuv's thread pool (open, write, close), and at small batches
+ * those hand-overs were most of the drain's main-thread time; the thread does the three calls in
+ * one (docs/benchmarks.md, "Hot-path tricks"). With SINK_FSYNC the sink does not use it: the
+ * fsync dominates there, and libuv's four threads run several at once.
+ *
+ * A stalled disk stalls the thread as it would stall libuv's threads; jobs not yet handed over
+ * are dropped when their signal aborts, so timed-out writes do not pile up behind it. Should the
+ * thread die, its jobs fail (the batches are written again) and the next write starts a new one.
+ */
+export class StagingThread {
+  private worker?: Worker;
+  private readonly sent = new Map<number, Job>();
+  private readonly waiting: Job[] = [];
+  private nextId = 0;
+
+  /** Resolves once `data` is in the file at `path` (created or truncated); rejects with the system call's error. */
+  write(path: string, data: string, signal?: AbortSignal): Promise<void> {
+    if (signal?.aborted) return Promise.reject(new SinkWriteAbortedError());
+    return new Promise((resolve, reject) => {
+      this.waiting.push({ id: ++this.nextId, path, data, signal, resolve, reject });
+      this.handOver();
+    });
+  }
+
+  /**
+   * Stops the thread; writes under way or waiting fail. Does not wait for it: a thread stuck in a
+   * system call (a stalled disk) ends only when the call returns, or with the process.
+   */
+  close(): void {
+    const worker = this.worker;
+    this.worker = undefined;
+    this.failAll(new Error('the staging thread was stopped'));
+    worker?.unref();
+    void worker?.terminate();
+  }
+
+  private handOver(): void {
+    while (this.sent.size < STAGING_THREAD_DEPTH && this.waiting.length > 0) {
+      const job = this.waiting.shift() as Job;
+      if (job.signal?.aborted) {
+        job.reject(new SinkWriteAbortedError());
+        continue;
+      }
+      const worker = this.thread();
+      this.sent.set(job.id, job);
+      worker.postMessage({ id: job.id, path: job.path, data: job.data });
+    }
+    // Referenced only while it has work: an idle thread must not keep the process alive.
+    if (this.sent.size > 0) this.worker?.ref();
+    else this.worker?.unref();
+  }
+
+  private thread(): Worker {
+    if (this.worker !== undefined) return this.worker;
+    const worker = new Worker(THREAD_SOURCE, { eval: true, resourceLimits: THREAD_LIMITS });
+    worker.on('message', (reply: ThreadReply) => this.settle(reply));
+    const died = (error: Error) => {
+      if (this.worker !== worker) return;
+      this.worker = undefined;
+      this.failAll(error);
+    };
+    worker.on('error', died);
+    worker.on('exit', (code) => died(new Error(`the staging thread exited with code ${code}`)));
+    this.worker = worker;
+    return worker;
+  }
+
+  private settle({ id, error }: ThreadReply): void {
+    const job = this.sent.get(id);
+    if (job === undefined) return;
+    this.sent.delete(id);
+    if (error === undefined) job.resolve();
+    else job.reject(Object.assign(new Error(error.message), error.code === undefined ? {} : { code: error.code }));
+    this.handOver();
+  }
+
+  private failAll(error: Error): void {
+    const jobs = [...this.sent.values(), ...this.waiting.splice(0)];
+    this.sent.clear();
+    for (const job of jobs) job.reject(error);
+  }
+}
