@@ -60,21 +60,23 @@ describe('exactly once: no entry lost, none written twice', () => {
     expect(counts.size).toBe(ids.length);
   }
 
-  it(
-    'SIGKILL three times mid-stream, one consumer restarted each time',
-    async () => {
-      const pipeline = await run.pipelineFor('faults-once-kill');
+  // Without SINK_FSYNC the staged files are written on the sink's staging thread: killed with it too.
+  it.each(['true', 'false'])(
+    'SIGKILL three times mid-stream, one consumer restarted each time (SINK_FSYNC=%s)',
+    async (sinkFsync) => {
+      const pipeline = await run.pipelineFor(`faults-once-kill-fsync-${sinkFsync}`);
       const api = await pipeline.startApi();
-      let consumer = await pipeline.startConsumer(CONSUMER_ENV);
-      const load = run.startLoad(api.url, { ...RATE, label: 'once-kill' });
+      const env = { ...CONSUMER_ENV, SINK_FSYNC: sinkFsync };
+      let consumer = await pipeline.startConsumer(env);
+      const load = run.startLoad(api.url, { ...RATE, label: `once-kill-fsync-${sinkFsync}` });
 
       for (let kill = 1; kill <= KILLS; kill++) {
         await waitForProgress(pipeline.dir, pick(400, 300));
         expect(await consumer.app.stop('SIGKILL')).toBeNull();
-        consumer = await pipeline.startConsumer(CONSUMER_ENV);
+        consumer = await pipeline.startConsumer(env);
       }
       await waitForProgress(pipeline.dir, pick(400, 300));
-      await expectExactlyOnce(`exactly once, sigkill x${KILLS}, one consumer`, pipeline, load);
+      await expectExactlyOnce(`exactly once, sigkill x${KILLS}, one consumer, SINK_FSYNC=${sinkFsync}`, pipeline, load);
     },
     CASE_TIMEOUT_MS,
   );
