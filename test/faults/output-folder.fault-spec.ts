@@ -29,16 +29,17 @@ describe('the output folder becomes unwritable mid-stream, then writable again',
 
   afterEach(() => run.dispose());
 
-  it(
-    'acknowledges nothing meanwhile, /health turns 503 and back, and loses nothing',
-    async () => {
+  // Without SINK_FSYNC the staged files are written on the sink's staging thread: its errors too.
+  it.each(['true', 'false'])(
+    'acknowledges nothing meanwhile, /health turns 503 and back, and loses nothing (SINK_FSYNC=%s)',
+    async (sinkFsync) => {
       const holdMs = pick(6_000, 3_000);
-      const pipeline = await run.pipelineFor('faults-folder');
+      const pipeline = await run.pipelineFor(`faults-folder-fsync-${sinkFsync}`);
       const { dir } = pipeline;
       const api = await pipeline.startApi();
       // A small prefetch: once the consumer holds 20 unacknowledged deliveries a shard, the rest wait in the queues.
-      const consumer = await pipeline.startConsumer({ PREFETCH: '20', BATCH_FLUSH_MS: '200' });
-      const load = run.startLoad(api.url, { ...RATE, label: 'folder' });
+      const consumer = await pipeline.startConsumer({ PREFETCH: '20', BATCH_FLUSH_MS: '200', SINK_FSYNC: sinkFsync });
+      const load = run.startLoad(api.url, { ...RATE, label: `folder-fsync-${sinkFsync}` });
       await waitFor(async () => (await writtenCount(dir)) >= 300, {
         description: '300 entries written before the folder breaks',
         timeoutMs: 20_000,
@@ -78,7 +79,7 @@ describe('the output folder becomes unwritable mid-stream, then writable again',
       const counts = countIds(files);
       const stats = load.stats();
       const failures = consumer.app.logs.match(/could not write \d+ entries/g)?.length ?? 0;
-      summary(`output folder unwritable ${holdMs / 1000} s`, {
+      summary(`output folder unwritable ${holdMs / 1000} s, SINK_FSYNC=${sinkFsync}`, {
         requests: stats.requests,
         status201: stats.created,
         posted: stats.posted,
