@@ -451,6 +451,18 @@ describe('FileSinkService error paths', () => {
     expect(readdirSync(join(dir, STAGING_FOLDER))).toEqual([]);
   });
 
+  it('syncFolder: with SINK_FSYNC one folder fsync, begun after the call; without, none', async () => {
+    const events: string[] = [];
+    const withFsync = sinkAt(dir, true);
+    await withFsync.onModuleInit();
+    const without = sinkAt(dir, false);
+    recordFs(dir, events);
+    await without.syncFolder('nothing');
+    expect(events).toEqual([]);
+    await withFsync.syncFolder('finding 1 entry in complete files');
+    expect(events).toEqual(['dir-fsync']);
+  });
+
   it('logs each failed folder fsync with the pause before the next, and the one that succeeded after them', async () => {
     const sink = sinkAt(dir);
     await sink.onModuleInit();
@@ -458,13 +470,13 @@ describe('FileSinkService error paths', () => {
     recordFs(dir, [], { dirSync: () => (failures-- > 0 ? new Error('EIO on the folder') : undefined) });
     const name = await sink.write('0-1', ['a'], go());
     const failed = (delay: number) =>
-      `${name} is in place but the fsync of ${dir} failed (EIO on the folder); ` +
+      `the fsync of ${dir} after the rename of ${name} failed (EIO on the folder); ` +
       `its entries stay unacknowledged, next fsync in ${delay} ms`;
     expect(logged('error')).toEqual([
       failed(DIRECTORY_SYNC_RETRY_MS.initial),
       failed(2 * DIRECTORY_SYNC_RETRY_MS.initial),
     ]);
-    expect(logged('log')).toContain(`fsync of ${dir} succeeded for ${name} after 2 failures`);
+    expect(logged('log')).toContain(`the fsync of ${dir} after the rename of ${name} succeeded after 2 failures`);
     const before = logged('log').length;
     await sink.write('0-1', ['b'], go());
     expect(logged('log')).toHaveLength(before);

@@ -146,7 +146,7 @@ export class FileSinkService implements OnModuleInit, OnApplicationShutdown {
     }
     // Outside the gate: the file is complete, and a folder fsync that keeps failing (retried
     // alone) must not hold a turn every other shard's writes wait for.
-    if (this.config.sinkFsync) await this.syncDirectoryAfterRename(name);
+    await this.syncFolder(`the rename of ${name}`);
     return name;
   }
 
@@ -228,22 +228,33 @@ export class FileSinkService implements OnModuleInit, OnApplicationShutdown {
   }
 
   /**
+   * With SINK_FSYNC, resolves once a folder fsync begun after this call has succeeded (a failed one
+   * is retried alone, as after a rename); at once without. A delivery whose entries were found in
+   * complete files waits for it before its ack: whoever renamed those files may not have synced the
+   * folder yet, and a power loss would take their names (docs/exactly-once.md). `what` says in the
+   * log what the fsync follows.
+   */
+  async syncFolder(what: string): Promise<void> {
+    if (this.config.sinkFsync) await this.syncFolderUntilDone(what);
+  }
+
+  /**
    * The file is complete once renamed; only the folder entry may not be on disk yet. A failed
    * folder fsync is retried alone, never the batch: the write resolves (and the caller acknowledges)
    * only once a folder fsync that began after the rename has succeeded.
    */
-  private async syncDirectoryAfterRename(name: string): Promise<void> {
+  private async syncFolderUntilDone(what: string): Promise<void> {
     for (let failures = 0; ; failures++) {
       try {
         await this.syncer.sync();
         if (failures > 0)
-          this.logger.log(`fsync of ${this.directory} succeeded for ${name} after ${failures} failures`);
+          this.logger.log(`the fsync of ${this.directory} after ${what} succeeded after ${failures} failures`);
         return;
       } catch (error) {
         const { initial, max } = DIRECTORY_SYNC_RETRY_MS;
         const delay = Math.min(max, initial * 2 ** failures);
         this.logger.error(
-          `${name} is in place but the fsync of ${this.directory} failed (${describeError(error)}); ` +
+          `the fsync of ${this.directory} after ${what} failed (${describeError(error)}); ` +
             `its entries stay unacknowledged, next fsync in ${delay} ms`,
         );
         await sleep(delay, undefined, { ref: false });

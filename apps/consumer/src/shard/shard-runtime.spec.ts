@@ -84,9 +84,19 @@ class FakeDedupe extends Dedupe {
   }
 }
 
-/** A file sink whose writes each wait until the test finishes them. */
+/** A file sink whose writes each wait until the test finishes them; its folder fsyncs wait while `folder.held`. */
 function fakeSink() {
   const calls: SinkCall[] = [];
+  const folder = { held: false, syncs: [] as string[], release: () => undefined as void };
+  let released = Promise.resolve();
+  const holdFolder = () => {
+    folder.held = true;
+    released = new Promise<void>((resolve) => (folder.release = resolve));
+  };
+  const syncFolder = async (what: string) => {
+    folder.syncs.push(what);
+    if (folder.held) await released;
+  };
   const write = (_workerId: string, lines: readonly string[], control: WriteControl, record?: BatchRecord) =>
     new Promise<string>((resolve, reject) => {
       calls.push({
@@ -108,7 +118,7 @@ function fakeSink() {
         },
       });
     });
-  return { calls, write };
+  return { calls, write, syncFolder, folder, holdFolder };
 }
 
 let nextId = 0;
@@ -276,15 +286,25 @@ describe('ShardRuntime with a fake channel: the ack rules', () => {
     await runtime.close();
   });
 
-  it('acks at once, writing nothing, a repeated delivery whose entries are all in files', async () => {
+  it('acks, writing nothing, a repeated delivery whose entries are all in files, once a folder fsync after the lookup is done', async () => {
     const { connection, sink, dedupe, runtime } = setup();
     const channel = await connection.connect();
     const repeat = entries(2);
     for (const entry of repeat) dedupe.inFiles.add(entry.id);
+    sink.holdFolder();
     const tag = deliver(channel, repeat, SHARDS, { headers: { [IDEMPOTENCY_EXPIRES_HEADER]: 1 } });
+    await jest.advanceTimersByTimeAsync(0);
+    // Whoever renamed those files may not have synced the folder yet: a power loss could take their names.
+    expect(sink.folder.syncs).toEqual(['finding 2 entries of a delivery of unit.shard.0 in complete files']);
+    expect(channel.acked).toEqual([]);
+    sink.folder.release();
     await jest.advanceTimersByTimeAsync(0);
     expect(sink.calls).toHaveLength(0);
     expect(channel.acked).toEqual([tag]);
+    // A repeat with nothing in files waits for no folder fsync.
+    deliver(channel, entries(1), SHARDS, { headers: { [IDEMPOTENCY_EXPIRES_HEADER]: 1 } });
+    await jest.advanceTimersByTimeAsync(0);
+    expect(sink.folder.syncs).toHaveLength(1);
     await runtime.close();
   });
 

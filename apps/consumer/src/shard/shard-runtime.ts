@@ -58,7 +58,7 @@ export interface ShardRuntimeDeps {
   consumer: ConsumerConfig;
   batch: BatchBufferOptions;
   connection: ChannelSource;
-  sink: Pick<FileSinkService, 'write'>;
+  sink: Pick<FileSinkService, 'write' | 'syncFolder'>;
   dedupe: Dedupe;
   metrics: ConsumerMetrics;
 }
@@ -268,6 +268,12 @@ export class ShardRuntime {
   private async admit(delivery: Delivery, entries: WireEntry[]): Promise<void> {
     const { dedupe } = this.deps;
     const { write, done } = await dedupe.admit(entries.map((entry) => entry.id));
+    if (done.length > 0) {
+      // Whoever renamed those files may not have synced the folder since: no ack before a folder fsync has.
+      await this.deps.sink.syncFolder(
+        `finding ${done.length} entries of a delivery of ${this.queue} in complete files`,
+      );
+    }
     if (!this.channel.isCurrent(delivery.generation)) {
       // Its channel closed while it was looked up: it is redelivered, and written there.
       dedupe.settle(write, 'discarded');
