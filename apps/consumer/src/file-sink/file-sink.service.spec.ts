@@ -184,30 +184,41 @@ describe('FileSinkService', () => {
     expect(readdirSync(join(dir, STAGING_FOLDER))).toEqual([]);
   });
 
-  it('writes at most CONCURRENT_WRITES batches at once; one aborted while it waits its turn opens nothing', async () => {
-    const sink = sinkAt(dir);
-    await sink.onModuleInit();
-    const realOpen = fsp.open.bind(fsp);
-    let release!: () => void;
-    const held = new Promise<void>((resolve) => (release = resolve));
-    const open = jest.spyOn(fsp, 'open').mockImplementation(async (...args: Parameters<typeof fsp.open>) => {
-      await held;
-      return realOpen(...args);
-    });
-    // Staged files only: with SINK_FSYNC the folder is opened for its fsync too.
-    const staged = () => open.mock.calls.filter(([path]) => String(path).includes(STAGING_FOLDER)).length;
-    const first = Array.from({ length: CONCURRENT_WRITES }, (_, i) => sink.write(`0-${i}`, ['x'], go()));
-    const controller = new AbortController();
-    const waiting = sink.write('0-99', ['x'], { signal: controller.signal, commit: jest.fn() });
-    await new Promise((resolve) => setImmediate(resolve));
-    expect(staged()).toBe(CONCURRENT_WRITES);
-    controller.abort();
-    await expect(waiting).rejects.toBeInstanceOf(SinkWriteAbortedError);
-    release();
-    await Promise.all(first);
-    expect(staged()).toBe(CONCURRENT_WRITES);
-    expect(readdirSync(dir).filter((name) => name.endsWith('.jsonl'))).toHaveLength(CONCURRENT_WRITES);
-  });
+  it.each([true, false])(
+    'writes at most CONCURRENT_WRITES batches at once; one aborted while it waits its turn stages nothing (fsync %s)',
+    async (fsync) => {
+      const sink = sinkAt(dir, fsync);
+      await sink.onModuleInit();
+      let release!: () => void;
+      const held = new Promise<void>((resolve) => (release = resolve));
+      // Where a staged file is begun: opened through fs/promises with SINK_FSYNC, on the staging thread without.
+      const begin = fsync
+        ? jest.spyOn(fsp, 'open').mockImplementation(async (...args: Parameters<typeof fsp.open>) => {
+            await held;
+            return realOpen(...args);
+          })
+        : jest.spyOn(StagingThread.prototype, 'write').mockImplementation(async function (
+            this: StagingThread,
+            ...args
+          ) {
+            await held;
+            return stage.apply(this, args);
+          });
+      // Staged files only: with SINK_FSYNC the folder is opened for its fsync too.
+      const staged = () => begin.mock.calls.filter(([path]) => String(path).includes(STAGING_FOLDER)).length;
+      const first = Array.from({ length: CONCURRENT_WRITES }, (_, i) => sink.write(`0-${i}`, ['x'], go()));
+      const controller = new AbortController();
+      const waiting = sink.write('0-99', ['x'], { signal: controller.signal, commit: jest.fn() });
+      await new Promise((resolve) => setImmediate(resolve));
+      expect(staged()).toBe(CONCURRENT_WRITES);
+      controller.abort();
+      await expect(waiting).rejects.toBeInstanceOf(SinkWriteAbortedError);
+      release();
+      await Promise.all(first);
+      expect(staged()).toBe(CONCURRENT_WRITES);
+      expect(readdirSync(dir).filter((name) => name.endsWith('.jsonl'))).toHaveLength(CONCURRENT_WRITES);
+    },
+  );
 
   it('gives its turn back before the folder fsync: a folder that will not sync holds no turn of the others', async () => {
     const sink = sinkAt(dir);
@@ -319,8 +330,9 @@ describe('FileSinkService', () => {
   });
 });
 
-/** The real fs/promises.open, kept before any spy replaces it. */
+/** The real fs/promises.open and StagingThread.write, kept before any spy replaces them. */
 const realOpen = fsp.open.bind(fsp);
+const stage = StagingThread.prototype.write;
 type Opened = Awaited<ReturnType<typeof fsp.open>>;
 
 /** Every fs call the sink makes that matters for durability, in the order it made them. */
@@ -666,10 +678,9 @@ describe('FileSinkService durability order', () => {
     await sink.onModuleInit();
     const events: string[] = [];
     recordFs(dir, events);
-    const stage = StagingThread.prototype.write;
-    jest.spyOn(StagingThread.prototype, 'write').mockImplementation(function (this: StagingThread, ...args) {
+    jest.spyOn(StagingThread.prototype, 'write').mockImplementation(async function (this: StagingThread, ...args) {
+      await stage.apply(this, args);
       events.push('file-write');
-      return stage.apply(this, args);
     });
     const control = { signal: new AbortController().signal, commit: jest.fn(() => events.push('commit')) };
     await sink.write('1-2', ['x'], control).then(() => events.push('resolved'));

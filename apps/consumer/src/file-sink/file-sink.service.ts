@@ -98,7 +98,10 @@ export class FileSinkService implements OnModuleInit, OnApplicationShutdown {
     this.logger.log(`writing batch files to ${this.directory}${this.config.sinkFsync ? ' with fsync' : ''}`);
   }
 
-  /** After the shard pools have drained (ShardSupervisor, before shutdown): no write is under way. */
+  /**
+   * After the shards have drained (ShardSupervisor, before shutdown). A write still under way (the
+   * drain ran out of SHUTDOWN_TIMEOUT_MS) fails: its entries were not acknowledged, and come back.
+   */
   onApplicationShutdown(): void {
     this.stagingThread?.close();
   }

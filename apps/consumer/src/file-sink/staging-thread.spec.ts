@@ -2,8 +2,9 @@ import { execFileSync } from 'node:child_process';
 import { closeSync, constants, existsSync, mkdtempSync, openSync, readFileSync, readSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { Worker } from 'node:worker_threads';
 import { SinkWriteAbortedError } from './sink-write-aborted.error';
-import { STAGING_THREAD_DEPTH, StagingThread } from './staging-thread';
+import { STAGING_THREAD_DEPTH, StagingThread, StagingThreadError } from './staging-thread';
 
 describe('StagingThread', () => {
   let dir: string;
@@ -71,7 +72,7 @@ describe('StagingThread', () => {
     expect(existsSync(join(dir, 'c.tmp'))).toBe(false);
   });
 
-  it('hands the thread at most STAGING_THREAD_DEPTH files; one aborted while it waits behind a stalled write is never written', async () => {
+  it('hands the thread at most STAGING_THREAD_DEPTH files; one aborted while it waits behind a stalled write fails at once and is never written', async () => {
     const stalled = stalledFile();
     const first = thread.write(stalled.path, 'through the pipe');
     const handedOver = Array.from({ length: STAGING_THREAD_DEPTH - 1 }, (_, i) =>
@@ -81,13 +82,30 @@ describe('StagingThread', () => {
     const waiting = thread.write(join(dir, 'abandoned.tmp'), 'x', controller.signal);
     const after = thread.write(join(dir, 'after.tmp'), 'y');
     controller.abort();
+    // While the disk still stalls: a timed-out write holds nothing (its text, its turn) behind it.
+    await expect(waiting).rejects.toBeInstanceOf(SinkWriteAbortedError);
     expect(stalled.unblock()).toBe('through the pipe');
     await first;
     await Promise.all(handedOver);
-    await expect(waiting).rejects.toBeInstanceOf(SinkWriteAbortedError);
     await after;
     expect(existsSync(join(dir, 'abandoned.tmp'))).toBe(false);
     expect(readFileSync(join(dir, 'after.tmp'), 'utf8')).toBe('y');
+  });
+
+  it('fails the writes it had when the thread dies, and starts a new thread for the next write', async () => {
+    const stalled = stalledFile();
+    const underWay = thread.write(stalled.path, 'never read');
+    const behind = thread.write(join(dir, 'behind.tmp'), 'x');
+    // Reached through the private field: nothing else can kill the thread from outside.
+    const worker = (thread as unknown as { worker: Worker }).worker;
+    const exited = new Promise((resolve) => worker.once('exit', resolve));
+    void worker.terminate();
+    closeSync(openSync(stalled.path, constants.O_RDONLY | constants.O_NONBLOCK));
+    await exited;
+    await expect(underWay).rejects.toBeInstanceOf(StagingThreadError);
+    await expect(behind).rejects.toThrow(/^the staging thread exited with code \d+$/);
+    await thread.write(join(dir, 'next.tmp'), 'z');
+    expect(readFileSync(join(dir, 'next.tmp'), 'utf8')).toBe('z');
   });
 
   it('fails the writes under way when closed, and starts a new thread for the next write', async () => {

@@ -2,10 +2,10 @@ import { Worker } from 'node:worker_threads';
 import { SinkWriteAbortedError } from './sink-write-aborted.error';
 
 /**
- * The thread's code: each message names a staged file and its text; the thread writes it with
- * `writeFileSync` (open, write, close) and answers with the message's number and, on failure, the
- * error's message and code. Plain JavaScript in a string: the app is bundled, and a function's
- * source would carry the bundler's `require`.
+ * The thread's code: each message names a staged file and its bytes (transferred, not copied); the
+ * thread writes them with `writeFileSync` (open, write, close) and answers with the message's
+ * number and, on failure, the error's message and code. Plain JavaScript in a string: the app is
+ * bundled, and a function's source would carry the bundler's `require`.
  */
 const THREAD_SOURCE = `
 const { parentPort } = require('node:worker_threads');
@@ -20,22 +20,30 @@ parentPort.on('message', ({ id, path, data }) => {
 });
 `;
 
+const encoder = new TextEncoder();
+
 /** Files handed to the thread at once; the rest wait here, where an abort can still drop them. */
 export const STAGING_THREAD_DEPTH = 8;
 
-/**
- * The thread holds one file's text at a time: a small young generation keeps it near its 10 MB
- * floor. The old generation is left alone (a batch of large entries may be hundreds of MB).
- */
+/** The thread allocates little (the bytes it writes are the main thread's, transferred): a small young generation suffices. */
 const THREAD_LIMITS = { maxYoungGenerationSizeMb: 2 };
 
 interface Job {
   id: number;
   path: string;
-  data: string;
+  bytes: Uint8Array;
   signal?: AbortSignal;
+  onAbort?: () => void;
   resolve(): void;
   reject(error: Error): void;
+}
+
+/** The thread stopped (close()) or died while it had the write. */
+export class StagingThreadError extends Error {
+  constructor(reason: string) {
+    super(`the staging thread ${reason}`);
+    this.name = StagingThreadError.name;
+  }
 }
 
 interface ThreadReply {
@@ -50,8 +58,8 @@ interface ThreadReply {
  * one (docs/benchmarks.md, "Hot-path tricks"). With SINK_FSYNC the sink does not use it: the
  * fsync dominates there, and libuv's four threads run several at once.
  *
- * A stalled disk stalls the thread as it would stall libuv's threads; jobs not yet handed over
- * are dropped when their signal aborts, so timed-out writes do not pile up behind it. Should the
+ * A stalled disk stalls the thread as it would stall libuv's threads; a job not yet handed over
+ * is dropped as soon as its signal aborts, so timed-out writes do not pile up behind it. Should the
  * thread die, its jobs fail (the batches are written again) and the next write starts a new one.
  */
 export class StagingThread {
@@ -64,7 +72,18 @@ export class StagingThread {
   write(path: string, data: string, signal?: AbortSignal): Promise<void> {
     if (signal?.aborted) return Promise.reject(new SinkWriteAbortedError());
     return new Promise((resolve, reject) => {
-      this.waiting.push({ id: ++this.nextId, path, data, signal, resolve, reject });
+      // Encoded here into a buffer of its own, which the thread receives without a copy.
+      const job: Job = { id: ++this.nextId, path, bytes: encoder.encode(data), signal, resolve, reject };
+      if (signal !== undefined) {
+        job.onAbort = () => {
+          const at = this.waiting.indexOf(job);
+          if (at === -1) return;
+          this.waiting.splice(at, 1);
+          reject(new SinkWriteAbortedError());
+        };
+        signal.addEventListener('abort', job.onAbort, { once: true });
+      }
+      this.waiting.push(job);
       this.handOver();
     });
   }
@@ -76,7 +95,7 @@ export class StagingThread {
   close(): void {
     const worker = this.worker;
     this.worker = undefined;
-    this.failAll(new Error('the staging thread was stopped'));
+    this.failAll(new StagingThreadError('was stopped'));
     worker?.unref();
     void worker?.terminate();
   }
@@ -84,13 +103,10 @@ export class StagingThread {
   private handOver(): void {
     while (this.sent.size < STAGING_THREAD_DEPTH && this.waiting.length > 0) {
       const job = this.waiting.shift() as Job;
-      if (job.signal?.aborted) {
-        job.reject(new SinkWriteAbortedError());
-        continue;
-      }
+      if (job.onAbort !== undefined) job.signal?.removeEventListener('abort', job.onAbort);
       const worker = this.thread();
       this.sent.set(job.id, job);
-      worker.postMessage({ id: job.id, path: job.path, data: job.data });
+      worker.postMessage({ id: job.id, path: job.path, data: job.bytes }, [job.bytes.buffer as ArrayBuffer]);
     }
     // Referenced only while it has work: an idle thread must not keep the process alive.
     if (this.sent.size > 0) this.worker?.ref();
@@ -107,7 +123,7 @@ export class StagingThread {
       this.failAll(error);
     };
     worker.on('error', died);
-    worker.on('exit', (code) => died(new Error(`the staging thread exited with code ${code}`)));
+    worker.on('exit', (code) => died(new StagingThreadError(`exited with code ${code}`)));
     this.worker = worker;
     return worker;
   }
@@ -124,6 +140,9 @@ export class StagingThread {
   private failAll(error: Error): void {
     const jobs = [...this.sent.values(), ...this.waiting.splice(0)];
     this.sent.clear();
-    for (const job of jobs) job.reject(error);
+    for (const job of jobs) {
+      if (job.onAbort !== undefined) job.signal?.removeEventListener('abort', job.onAbort);
+      job.reject(error);
+    }
   }
 }
