@@ -26,6 +26,8 @@ import {
   PROBE_CACHE_MS,
   SinkWriteAbortedError,
   STAGING_FOLDER,
+  STAGING_THREAD_BELOW_BATCH,
+  usesStagingThread,
 } from './file-sink.service';
 import { StagingThread } from './staging-thread';
 
@@ -671,6 +673,23 @@ describe('FileSinkService durability order', () => {
     const control = { signal: new AbortController().signal, commit: jest.fn(() => events.push('commit')) };
     await sink.write('1-2', ['x'], control).then(() => events.push('resolved'));
     expect(events).toEqual(['file-write', 'file-fsync', 'commit', 'rename', 'dir-fsync', 'resolved']);
+  });
+
+  it('uses the staging thread only without SINK_FSYNC and below STAGING_THREAD_BELOW_BATCH', async () => {
+    expect(usesStagingThread({ sinkFsync: true, batchSize: 5 })).toBe(false);
+    expect(usesStagingThread({ sinkFsync: false, batchSize: STAGING_THREAD_BELOW_BATCH - 1 })).toBe(true);
+    expect(usesStagingThread({ sinkFsync: false, batchSize: STAGING_THREAD_BELOW_BATCH })).toBe(false);
+    const events: string[] = [];
+    const sink = new FileSinkService(
+      { ...readConsumerConfig({}), dataOutputDir: dir, sinkFsync: false, batchSize: 500 },
+      new DisabledDedupe(),
+    );
+    await sink.onModuleInit();
+    recordFs(dir, events);
+    const thread = jest.spyOn(StagingThread.prototype, 'write');
+    await sink.write('1-2', ['x'], go());
+    expect(thread).not.toHaveBeenCalled();
+    expect(events).toEqual(['file-write', 'rename']);
   });
 
   it('without SINK_FSYNC: stages on the staging thread, fsyncs nothing, still commits right before the rename', async () => {

@@ -84,8 +84,8 @@ export const SHARD_HELD_BYTES = 4 * 1_048_576;
 /**
  * What a decoded entry costs the heap while its shard holds it, beside its delivery's bytes: its
  * object and strings, its line, its slot in the batch, and for a keyed or redelivered one its claim
- * (about 570 bytes measured with requests of MAX_ENTRIES, keyed), rounded up for a margin: without
- * SINK_FSYNC the sink's staging thread takes about 18 MB of the process's 256.
+ * (about 570 bytes measured with requests of MAX_ENTRIES, keyed), rounded up for a margin: where
+ * the sink runs its staging thread (small batches without SINK_FSYNC), that thread takes about 18 MB.
  * Without it, the api's messages of 250 entries (about 25 KiB) let 5 shards hold 200,000 entries:
  * 445 MB RSS with a key on each request (docs/consumer-memory.md).
  */
