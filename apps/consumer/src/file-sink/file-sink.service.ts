@@ -79,7 +79,7 @@ export class FileSinkService implements OnModuleInit, OnApplicationShutdown {
   private readonly processTag = randomBytes(4).toString('hex');
   private readonly syncer: DirectorySyncer;
   private readonly gate = new WriteGate(CONCURRENT_WRITES);
-  /** Writes staged files when SINK_FSYNC is off (see StagingThread). */
+  /** Writes staged files for small batches without SINK_FSYNC (usesStagingThread). */
   private readonly stagingThread?: StagingThread;
   private sequence = 0;
   /** The probe under way, shared by every caller that arrives while it runs. */

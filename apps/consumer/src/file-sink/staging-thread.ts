@@ -52,11 +52,10 @@ interface ThreadReply {
 }
 
 /**
- * Writes staged files without fsync on one worker thread. Through `fs/promises` a staged file
- * costs three round trips through libuv's thread pool (open, write, close), and at small batches
- * those hand-overs were most of the drain's main-thread time; the thread does the three calls in
- * one (docs/benchmarks.md, "Hot-path tricks"). With SINK_FSYNC the sink does not use it: the
- * fsync dominates there, and libuv's four threads run several at once.
+ * Writes staged files on one worker thread. Through `fs/promises` a staged file costs three round
+ * trips through libuv's thread pool (open, write, close), and at small batches those hand-overs
+ * were most of the drain's main-thread time; the thread does the three calls in one. The sink uses
+ * it only for small batches without SINK_FSYNC (`usesStagingThread`, docs/file-sink.md).
  *
  * A stalled disk stalls the thread as it would stall libuv's threads; a job not yet handed over
  * is dropped as soon as its signal aborts, so timed-out writes do not pile up behind it. Should the
