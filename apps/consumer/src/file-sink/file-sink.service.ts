@@ -35,7 +35,7 @@ export { SinkWriteAbortedError };
 /**
  * Below this BATCH_SIZE, and without SINK_FSYNC, staged files are written on the staging thread.
  * It spares each file two hand-overs to libuv's pool, which at batches of 5 were most of the
- * drain's main-thread time (0.71-0.77 of the plain loop before, 0.88-0.92 after); at 500 the same
+ * drain's main-thread time (+32 % at batch 5 in an A/B, docs/benchmarks.md); at 500 the same
  * saving per file is a hundredth per entry and did not show, while the thread costs about 18 MB.
  */
 export const STAGING_THREAD_BELOW_BATCH = 50;
