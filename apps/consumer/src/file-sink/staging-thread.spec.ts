@@ -108,6 +108,18 @@ describe('StagingThread', () => {
     expect(readFileSync(join(dir, 'next.tmp'), 'utf8')).toBe('z');
   });
 
+  it('fails a write when no thread can be started, and tries again for the next', async () => {
+    const start = jest
+      .spyOn(StagingThread.prototype as unknown as { thread(): Worker }, 'thread')
+      .mockImplementationOnce(() => {
+        throw new Error('ERR_WORKER_INIT_FAILED');
+      });
+    await expect(thread.write(join(dir, 'first.tmp'), 'x')).rejects.toThrow('ERR_WORKER_INIT_FAILED');
+    await thread.write(join(dir, 'second.tmp'), 'y');
+    expect(start).toHaveBeenCalledTimes(2);
+    expect(readFileSync(join(dir, 'second.tmp'), 'utf8')).toBe('y');
+  });
+
   it('fails the writes under way when closed, and starts a new thread for the next write', async () => {
     const stalled = stalledFile();
     const underWay = thread.write(stalled.path, 'never read');

@@ -103,6 +103,7 @@ export class StagingThread {
     while (this.sent.size < STAGING_THREAD_DEPTH && this.waiting.length > 0) {
       const job = this.waiting.shift() as Job;
       if (job.onAbort !== undefined) job.signal?.removeEventListener('abort', job.onAbort);
+      // Throws only from write() (a thread is started only when none runs, so nothing else waits): its promise rejects.
       const worker = this.thread();
       this.sent.set(job.id, job);
       worker.postMessage({ id: job.id, path: job.path, data: job.bytes }, [job.bytes.buffer as ArrayBuffer]);
