@@ -697,13 +697,17 @@ describe('FileSinkService durability order', () => {
     await sink.onModuleInit();
     const events: string[] = [];
     recordFs(dir, events);
-    jest.spyOn(StagingThread.prototype, 'write').mockImplementation(async function (this: StagingThread, ...args) {
+    const thread = jest.spyOn(StagingThread.prototype, 'write').mockImplementation(async function (
+      this: StagingThread,
+      ...args
+    ) {
       await stage.apply(this, args);
       events.push('file-write');
     });
     const control = { signal: new AbortController().signal, commit: jest.fn(() => events.push('commit')) };
     await sink.write('1-2', ['x'], control).then(() => events.push('resolved'));
     expect(events).toEqual(['file-write', 'commit', 'rename', 'resolved']);
+    expect(thread).toHaveBeenCalledTimes(1);
   });
 
   it('fsyncs the folder once for writes whose renames land while one folder fsync runs', async () => {

@@ -66,9 +66,11 @@ export class StagingThread {
   private readonly sent = new Map<number, Job>();
   private readonly waiting: Job[] = [];
   private nextId = 0;
+  private closed = false;
 
   /** Resolves once `data` is in the file at `path` (created or truncated); rejects with the system call's error. */
   write(path: string, data: string, signal?: AbortSignal): Promise<void> {
+    if (this.closed) return Promise.reject(new StagingThreadError('was stopped'));
     if (signal?.aborted) return Promise.reject(new SinkWriteAbortedError());
     return new Promise((resolve, reject) => {
       // Encoded here into a buffer of its own, which the thread receives without a copy.
@@ -88,10 +90,12 @@ export class StagingThread {
   }
 
   /**
-   * Stops the thread; writes under way or waiting fail. Does not wait for it: a thread stuck in a
-   * system call (a stalled disk) ends only when the call returns, or with the process.
+   * Stops the thread for good; writes under way, waiting or asked for later fail (a drain cut by
+   * SHUTDOWN_TIMEOUT_MS starts no second thread). Does not wait for it: a thread stuck in a system
+   * call (a stalled disk) ends only when the call returns, or with the process.
    */
   close(): void {
+    this.closed = true;
     const worker = this.worker;
     this.worker = undefined;
     this.failAll(new StagingThreadError('was stopped'));

@@ -273,6 +273,8 @@ describe('ShardRuntime with a fake channel: the ack rules', () => {
     await sink.calls[0].finish();
     expect(channel.acked).toEqual([1, tag]);
     expect(dedupe.settled).toEqual([{ ids: [again[1].id], outcome: 'written' }]);
+    // Its remaining entry's write fsyncs the folder before the ack: no folder fsync of its own.
+    expect(sink.folder.syncs).toEqual([]);
     expect(jest.mocked(Logger.prototype.log).mock.calls.flat().filter(isLogEvent)).toContainEqual(
       expect.objectContaining({
         text: 'skipped 2 entries of a delivery of unit.shard.0 already in complete files',

@@ -78,7 +78,7 @@ export const ASSUMED_LARGEST_MESSAGE = 1_048_576;
  * The bytes of deliveries a shard holds at most (docs/consumer-memory.md): with its copies on the
  * way to a file, 5 shards of it keep the consumer under the contract's 256 MB. The api's messages
  * of small entries (a few KiB each) never come near it; its fullest ones (250 entries) get a
- * prefetch of about 21 to 27 once each entry is counted too (HELD_BYTES_PER_ENTRY).
+ * prefetch of about 18 to 22 once each entry is counted too (HELD_BYTES_PER_ENTRY).
  */
 export const SHARD_HELD_BYTES = 4 * 1_048_576;
 /**
@@ -268,8 +268,9 @@ export class ShardRuntime {
   private async admit(delivery: Delivery, entries: WireEntry[]): Promise<void> {
     const { dedupe } = this.deps;
     const { write, done } = await dedupe.admit(entries.map((entry) => entry.id));
-    if (done.length > 0) {
-      // Whoever renamed those files may not have synced the folder since: no ack before a folder fsync has.
+    if (done.length > 0 && write.length === 0) {
+      // Whoever renamed those files may not have synced the folder since: no ack before a folder
+      // fsync has. (With entries left to write, their own write fsyncs the folder before the ack.)
       await this.deps.sink.syncFolder(
         `finding ${done.length} entries of a delivery of ${this.queue} in complete files`,
       );
