@@ -27,6 +27,7 @@ import {
   SinkWriteAbortedError,
   STAGING_FOLDER,
   STAGING_THREAD_BELOW_BATCH,
+  STAGING_THREAD_MAX_CHARS,
   usesStagingThread,
 } from './file-sink.service';
 import { StagingThread } from './staging-thread';
@@ -690,6 +691,32 @@ describe('FileSinkService durability order', () => {
     await sink.write('1-2', ['x'], go());
     expect(thread).not.toHaveBeenCalled();
     expect(events).toEqual(['file-write', 'rename']);
+  });
+
+  it('probes the folder without the staging thread: only a batch starts it', async () => {
+    const thread = jest.spyOn(StagingThread.prototype, 'write');
+    const sink = sinkAt(dir, false);
+    await sink.onModuleInit();
+    await expect(sink.isWritable()).resolves.toBe(true);
+    expect(thread).not.toHaveBeenCalled();
+    await sink.write('1-2', ['x'], go());
+    expect(thread).toHaveBeenCalledTimes(1);
+  });
+
+  it('writes a staged text over STAGING_THREAD_MAX_CHARS through fs/promises even with the staging thread', async () => {
+    const sink = sinkAt(dir, false);
+    await sink.onModuleInit();
+    const events: string[] = [];
+    recordFs(dir, events);
+    const thread = jest.spyOn(StagingThread.prototype, 'write');
+    const large = 'x'.repeat(STAGING_THREAD_MAX_CHARS);
+    const name = await sink.write('1-2', [large], go());
+    expect(thread).not.toHaveBeenCalled();
+    expect(events).toEqual(['file-write', 'rename']);
+    expect(readFileSync(join(dir, name), 'utf8')).toBe(`${large}\n`);
+    // Up to the limit (the line and its newline), the thread writes it.
+    await sink.write('1-2', [large.slice(1)], go());
+    expect(thread).toHaveBeenCalledTimes(1);
   });
 
   it('without SINK_FSYNC: stages on the staging thread, fsyncs nothing, still commits right before the rename', async () => {

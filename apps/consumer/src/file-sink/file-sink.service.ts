@@ -40,6 +40,12 @@ export { SinkWriteAbortedError };
  */
 export const STAGING_THREAD_BELOW_BATCH = 50;
 
+/**
+ * Larger staged files go through fs/promises even then: their hand-overs are a small share of
+ * their write, and the thread keeps at most 8 such texts (STAGING_THREAD_DEPTH) in its heap.
+ */
+export const STAGING_THREAD_MAX_CHARS = 64 * 1024;
+
 /** Whether the sink writes staged files on its staging thread (docs/file-sink.md). */
 export function usesStagingThread(config: Pick<ConsumerConfig, 'sinkFsync' | 'batchSize'>): boolean {
   return !config.sinkFsync && config.batchSize < STAGING_THREAD_BELOW_BATCH;
@@ -52,6 +58,12 @@ function isPidAlive(pid: number): boolean {
   } catch (error) {
     return (error as NodeJS.ErrnoException).code === 'EPERM';
   }
+}
+
+/** How a file is staged: `signal` stops it at its next step; `thread` lets it go to the staging thread. */
+interface StageOptions {
+  signal?: AbortSignal;
+  thread: boolean;
 }
 
 /** What the ledger records of a batch before its rename (docs/exactly-once.md). */
@@ -176,7 +188,7 @@ export class FileSinkService implements OnModuleInit, OnApplicationShutdown {
     // Paths joined by hand: both folders are resolved, and path.join's normalising showed in profiles.
     const name = `worker-${workerId}_${compactTime(Date.now())}_${this.processTag}-${++this.sequence}.jsonl`;
     const staged = `${this.staging}${sep}${this.host}~${process.pid}~${this.processTag}-${this.sequence}.tmp`;
-    await this.stage(staged, lines.join('\n') + '\n', control.signal);
+    await this.stage(staged, lines.join('\n') + '\n', { signal: control.signal, thread: true });
     // With `record`, the ledger holds `name holds ids` before the rename (docs/exactly-once.md).
     const ticket = record === undefined ? undefined : await this.recordOrUnstage(staged, name, record);
     try {
@@ -217,10 +229,11 @@ export class FileSinkService implements OnModuleInit, OnApplicationShutdown {
    * while its replacement writes the batch (else, with a short WORKER_TIMEOUT_MS, abandoned writes
    * piled up faster than they finished and every write timed out).
    */
-  private async stage(staged: string, data: string, signal?: AbortSignal): Promise<void> {
+  private async stage(staged: string, data: string, how: StageOptions): Promise<void> {
+    const { signal } = how;
     if (signal?.aborted) throw new SinkWriteAbortedError();
     try {
-      await this.writeStaged(staged, data, signal);
+      await this.writeStaged(staged, data, how);
       if (signal?.aborted) throw new SinkWriteAbortedError();
     } catch (error) {
       await unlink(staged).catch(() => undefined);
@@ -278,10 +291,14 @@ export class FileSinkService implements OnModuleInit, OnApplicationShutdown {
     }
   }
 
-  /** Writes the staged file: on the staging thread (see usesStagingThread), else through a handle, fsynced with SINK_FSYNC. */
-  private async writeStaged(path: string, data: string, signal?: AbortSignal): Promise<void> {
-    const thread = this.stagingThread;
-    if (thread !== undefined) return this.inStagingFolder(() => thread.write(path, data, signal));
+  /**
+   * Writes the staged file: on the staging thread when the sink has one (usesStagingThread) and the
+   * text is at most STAGING_THREAD_MAX_CHARS, else through a handle, fsynced with SINK_FSYNC.
+   */
+  private async writeStaged(path: string, data: string, { signal, thread: mayUseThread }: StageOptions): Promise<void> {
+    const thread = mayUseThread ? this.stagingThread : undefined;
+    if (thread !== undefined && data.length <= STAGING_THREAD_MAX_CHARS)
+      return this.inStagingFolder(() => thread.write(path, data, signal));
     const handle = await this.inStagingFolder(() => open(path, 'w'));
     try {
       if (signal?.aborted) throw new SinkWriteAbortedError();
@@ -309,7 +326,8 @@ export class FileSinkService implements OnModuleInit, OnApplicationShutdown {
     await makeFolder(this.staging);
     const name = `${this.host}~${process.pid}~${this.processTag}-probe-${++this.sequence}.tmp`;
     const staged = join(this.staging, name);
-    await this.stage(staged, 'probe\n');
+    // Not on the staging thread: a probe alone must not start it (it starts with the first small batch).
+    await this.stage(staged, 'probe\n', { thread: false });
     // Not a .jsonl name: to a reader it is never a batch, even for the moment it exists.
     const placed = join(this.directory, `.${name}`);
     await this.place(staged, placed);
