@@ -666,11 +666,17 @@ describe('FileSinkService durability order', () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
-  it('with SINK_FSYNC: writes, fsyncs the file, commits, renames, then fsyncs the folder, and only then resolves', async () => {
-    const sink = sinkAt(dir, true);
+  /** Starts `sink`; returns the fs calls it makes from then on, in order (recordFs). */
+  async function recording(sink: FileSinkService): Promise<string[]> {
     await sink.onModuleInit();
     const events: string[] = [];
     recordFs(dir, events);
+    return events;
+  }
+
+  it('with SINK_FSYNC: writes, fsyncs the file, commits, renames, then fsyncs the folder, and only then resolves', async () => {
+    const sink = sinkAt(dir, true);
+    const events = await recording(sink);
     const control = { signal: new AbortController().signal, commit: jest.fn(() => events.push('commit')) };
     await sink.write('1-2', ['x'], control).then(() => events.push('resolved'));
     expect(events).toEqual(['file-write', 'file-fsync', 'commit', 'rename', 'dir-fsync', 'resolved']);
@@ -680,13 +686,11 @@ describe('FileSinkService durability order', () => {
     expect(usesStagingThread({ sinkFsync: true, batchSize: 5 })).toBe(false);
     expect(usesStagingThread({ sinkFsync: false, batchSize: STAGING_THREAD_BELOW_BATCH - 1 })).toBe(true);
     expect(usesStagingThread({ sinkFsync: false, batchSize: STAGING_THREAD_BELOW_BATCH })).toBe(false);
-    const events: string[] = [];
     const sink = new FileSinkService(
       { ...readConsumerConfig({}), dataOutputDir: dir, sinkFsync: false, batchSize: 500 },
       new DisabledDedupe(),
     );
-    await sink.onModuleInit();
-    recordFs(dir, events);
+    const events = await recording(sink);
     const thread = jest.spyOn(StagingThread.prototype, 'write');
     await sink.write('1-2', ['x'], go());
     expect(thread).not.toHaveBeenCalled();
@@ -705,9 +709,7 @@ describe('FileSinkService durability order', () => {
 
   it('writes a staged text over STAGING_THREAD_MAX_CHARS through fs/promises even with the staging thread', async () => {
     const sink = sinkAt(dir, false);
-    await sink.onModuleInit();
-    const events: string[] = [];
-    recordFs(dir, events);
+    const events = await recording(sink);
     const thread = jest.spyOn(StagingThread.prototype, 'write');
     const large = 'x'.repeat(STAGING_THREAD_MAX_CHARS);
     const name = await sink.write('1-2', [large], go());
@@ -721,9 +723,7 @@ describe('FileSinkService durability order', () => {
 
   it('without SINK_FSYNC: stages on the staging thread, fsyncs nothing, still commits right before the rename', async () => {
     const sink = sinkAt(dir, false);
-    await sink.onModuleInit();
-    const events: string[] = [];
-    recordFs(dir, events);
+    const events = await recording(sink);
     const thread = jest.spyOn(StagingThread.prototype, 'write').mockImplementation(async function (
       this: StagingThread,
       ...args
@@ -739,9 +739,7 @@ describe('FileSinkService durability order', () => {
 
   it('fsyncs the folder once for writes whose renames land while one folder fsync runs', async () => {
     const sink = sinkAt(dir, true);
-    await sink.onModuleInit();
-    const events: string[] = [];
-    recordFs(dir, events);
+    const events = await recording(sink);
     await Promise.all(Array.from({ length: 20 }, (_, i) => sink.write('0-1', [`${i}`], go())));
     const dirSyncs = events.filter((event) => event === 'dir-fsync').length;
     expect(dirSyncs).toBeGreaterThanOrEqual(1);
